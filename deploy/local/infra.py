@@ -1,0 +1,535 @@
+"""The local infrastructure without Docker: a real Apache Kafka broker (KRaft) from the official
+jars on Maven Central, and FerretDB (SQLite storage) through our embedded runner; plus the
+platform's services that exist.
+
+    python -m deploy.local.infra fetch    # download the jars, build the database runner
+    python -m deploy.local.infra up       # start everything in the background, wait until ready
+    python -m deploy.local.infra status   # what runs, and whether it is healthy
+    python -m deploy.local.infra down     # stop everything it started
+
+``make up|status|down`` call these. Tests use :class:`LocalInfra` directly, on free ports and
+a temporary state folder. Everything lives under ``.local/`` (git-ignored): ``cache/`` for
+the jars and the binary (kept between runs), ``run/`` for data, logs and pid files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+DEPLOY = ROOT / "deploy" / "local"
+LOCAL = ROOT / ".local"
+DEFAULT_CACHE = Path(os.environ.get("PARCOURS_LOCAL_CACHE", LOCAL / "cache"))
+DEFAULT_STATE = LOCAL / "run"
+
+# Services started by `make up` when their package exists, with their local HTTP port.
+SERVICES: dict[str, int] = {
+    "signalement": 8001,
+    "orientation": 8002,
+    "notification": 8003,
+    "reporting": 8004,
+}
+
+
+class InfraError(RuntimeError):
+    pass
+
+
+def say(*parts: object) -> None:
+    print("[infra]", *parts, flush=True)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.settimeout(0.5)
+        return s.connect_ex((host, port)) == 0
+
+
+def _digest(*paths: Path) -> str:
+    h = hashlib.sha256()
+    for p in paths:
+        h.update(p.read_bytes())
+    return h.hexdigest()[:16]
+
+
+# --------------------------------------------------------------------------- fetch / build
+
+
+def kafka_lib(cache: Path = DEFAULT_CACHE) -> Path:
+    """The broker's jars, resolved from Maven Central by deploy/local/kafka/pom.xml (cached)."""
+    pom = DEPLOY / "kafka" / "pom.xml"
+    lib = cache / f"kafka-lib-{_digest(pom)}"
+    if (lib / ".complete").exists():
+        return lib
+    if shutil.which("mvn") is None:
+        raise InfraError("Maven (mvn) is needed to fetch the Kafka jars")
+    say("fetching the Kafka broker jars from Maven Central (first run only)...")
+    tmp = lib.with_name(lib.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    cmd = [
+        "mvn", "-B", "-q", "-f", str(pom),
+        "org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy-dependencies",
+        "-DincludeScope=runtime", f"-DoutputDirectory={tmp}",
+    ]
+    _run_with_retries(cmd, "maven")
+    if not list(tmp.glob("kafka_2.13-*.jar")):
+        raise InfraError(f"Maven ran but no kafka_2.13 jar is in {tmp}")
+    (tmp / ".complete").write_text("ok\n")
+    shutil.rmtree(lib, ignore_errors=True)
+    tmp.rename(lib)
+    return lib
+
+
+def ferretdb_binary(cache: Path = DEFAULT_CACHE) -> Path:
+    """Our FerretDB runner, built from the Go module proxy (cached by source digest)."""
+    src = DEPLOY / "ferretdb-runner"
+    binary = cache / "bin" / f"ferretdb-runner-{_digest(src / 'main.go', src / 'go.mod', src / 'go.sum')}"
+    if binary.exists():
+        return binary
+    if shutil.which("go") is None:
+        raise InfraError("Go is needed to build the FerretDB runner")
+    say("building the FerretDB runner from the Go module proxy (first run only, a few minutes)...")
+    binary.parent.mkdir(parents=True, exist_ok=True)
+    tmp = binary.with_suffix(".tmp")
+    _run_with_retries(["go", "build", "-trimpath", "-o", str(tmp), "."], "go build", cwd=src)
+    tmp.rename(binary)
+    return binary
+
+
+def _run_with_retries(cmd: list[str], what: str, cwd: Path | None = None, attempts: int = 3) -> None:
+    for attempt in range(1, attempts + 1):
+        proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, check=False)
+        if proc.returncode == 0:
+            return
+        say(f"{what} failed (attempt {attempt}/{attempts}):", (proc.stdout + proc.stderr)[-2000:])
+        time.sleep(3 * attempt)
+    raise InfraError(f"{what} failed {attempts} times: {' '.join(cmd)}")
+
+
+# --------------------------------------------------------------------------- processes
+
+
+@dataclass
+class Proc:
+    name: str
+    state: Path
+
+    @property
+    def pidfile(self) -> Path:
+        return self.state / "pids" / f"{self.name}.pid"
+
+    @property
+    def logfile(self) -> Path:
+        return self.state / "logs" / f"{self.name}.log"
+
+    def pid(self) -> int | None:
+        try:
+            pid = int(self.pidfile.read_text().strip())
+        except (FileNotFoundError, ValueError):
+            return None
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            return pid
+        return pid if not _is_zombie(pid) else None
+
+    def running(self) -> bool:
+        return self.pid() is not None
+
+    def start(self, cmd: list[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> int:
+        self.pidfile.parent.mkdir(parents=True, exist_ok=True)
+        self.logfile.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.logfile, "ab") as out:
+            proc = subprocess.Popen(  # noqa: S603 - our own commands
+                cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                env={**os.environ, **(env or {})}, cwd=cwd, start_new_session=True,
+            )
+        self.pidfile.write_text(str(proc.pid))
+        return proc.pid
+
+    def stop(self, timeout: float = 25.0) -> None:
+        pid = self.pid()
+        if pid is None:
+            self.pidfile.unlink(missing_ok=True)
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and _alive(pid):
+            time.sleep(0.2)
+        if _alive(pid):
+            say(f"{self.name} did not stop within {timeout:.0f}s, killing it")
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+            while _alive(pid):
+                time.sleep(0.1)
+        self.pidfile.unlink(missing_ok=True)
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would (fault tests)."""
+        pid = self.pid()
+        if pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+            while _alive(pid):
+                time.sleep(0.05)
+        self.pidfile.unlink(missing_ok=True)
+
+    def log_tail(self, chars: int = 3000) -> str:
+        try:
+            return self.logfile.read_text(errors="replace")[-chars:]
+        except FileNotFoundError:
+            return ""
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] == "Z"
+    except (FileNotFoundError, IndexError):
+        return False
+
+
+def _alive(pid: int) -> bool:
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return not _is_zombie(pid)
+
+
+# --------------------------------------------------------------------------- the infrastructure
+
+
+@dataclass
+class LocalInfra:
+    state: Path = DEFAULT_STATE
+    cache: Path = DEFAULT_CACHE
+    kafka_port: int = 9092
+    controller_port: int = 9093
+    mongo_port: int = 27017
+    kafka_heap: str = "512m"
+    service_ports: dict[str, int] = field(default_factory=lambda: dict(SERVICES))
+
+    @classmethod
+    def ephemeral(cls, state: Path, cache: Path = DEFAULT_CACHE) -> LocalInfra:
+        """On free ports, for a test session."""
+        return cls(state=state, cache=cache, kafka_port=free_port(), controller_port=free_port(),
+                   mongo_port=free_port(), service_ports={n: free_port() for n in SERVICES})
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return f"127.0.0.1:{self.kafka_port}"
+
+    @property
+    def mongo_uri(self) -> str:
+        return f"mongodb://127.0.0.1:{self.mongo_port}/"
+
+    @property
+    def clock_file(self) -> Path:
+        return self.state / "clock.json"
+
+    @property
+    def kafka(self) -> Proc:
+        return Proc("kafka", self.state)
+
+    @property
+    def ferretdb(self) -> Proc:
+        return Proc("ferretdb", self.state)
+
+    def service(self, name: str) -> Proc:
+        return Proc(name, self.state)
+
+    def fetch(self) -> None:
+        kafka_lib(self.cache)
+        ferretdb_binary(self.cache)
+
+    # ---- Kafka
+    def _kafka_config(self) -> Path:
+        data = self.state / "kafka-data"
+        props = self.state / "kafka" / "server.properties"
+        props.parent.mkdir(parents=True, exist_ok=True)
+        props.write_text(
+            "\n".join(
+                [
+                    "process.roles=broker,controller",
+                    "node.id=1",
+                    f"controller.quorum.voters=1@127.0.0.1:{self.controller_port}",
+                    f"listeners=PLAINTEXT://127.0.0.1:{self.kafka_port},"
+                    f"CONTROLLER://127.0.0.1:{self.controller_port}",
+                    f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.kafka_port}",
+                    "controller.listener.names=CONTROLLER",
+                    "inter.broker.listener.name=PLAINTEXT",
+                    "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+                    f"log.dirs={data}",
+                    "num.partitions=1",
+                    # Topics come from deploy/topics.yaml only; a typo must not create one.
+                    "auto.create.topics.enable=false",
+                    "offsets.topic.replication.factor=1",
+                    "offsets.topic.num.partitions=3",
+                    "transaction.state.log.replication.factor=1",
+                    "transaction.state.log.min.isr=1",
+                    "transaction.state.log.num.partitions=1",
+                    "share.coordinator.state.topic.replication.factor=1",
+                    "share.coordinator.state.topic.min.isr=1",
+                    "group.initial.rebalance.delay.ms=0",
+                    "log.segment.bytes=67108864",
+                    "",
+                ]
+            )
+        )
+        return props
+
+    def _java(self, lib: Path) -> list[str]:
+        return [
+            "java", f"-Xms{self.kafka_heap}", f"-Xmx{self.kafka_heap}", "-XX:+UseG1GC",
+            "-Djava.awt.headless=true",
+            f"-Djava.io.tmpdir={self.state / 'kafka' / 'tmp'}",
+            f"-Dlog4j2.configurationFile={DEPLOY / 'kafka' / 'log4j2.properties'}",
+            "-cp", f"{lib}/*",
+        ]
+
+    def start_kafka(self, timeout: float = 120.0) -> None:
+        if self.kafka.running():
+            self._wait_kafka(timeout)
+            return
+        if port_open(self.kafka_port):
+            raise InfraError(f"port {self.kafka_port} is taken by another process")
+        lib = kafka_lib(self.cache)
+        props = self._kafka_config()
+        (self.state / "kafka" / "tmp").mkdir(parents=True, exist_ok=True)
+        meta = self.state / "kafka-data" / "meta.properties"
+        if not meta.exists():
+            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+            fmt = subprocess.run(
+                [*self._java(lib), "kafka.tools.StorageTool", "format", "-t", cluster_id,
+                 "-c", str(props), "-g"],
+                capture_output=True, text=True, check=False,
+            )
+            if fmt.returncode != 0:
+                raise InfraError(f"formatting Kafka storage failed: {fmt.stdout}{fmt.stderr}")
+        say(f"starting Kafka on {self.bootstrap_servers}")
+        self.kafka.start([*self._java(lib), "kafka.Kafka", str(props)])
+        self._wait_kafka(timeout)
+
+    def _wait_kafka(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.kafka.running():
+                raise InfraError(f"Kafka exited during start:\n{self.kafka.log_tail()}")
+            if "Kafka Server started" in self.kafka.log_tail(10**7) and self._kafka_answers():
+                return
+            time.sleep(0.5)
+        raise InfraError(f"Kafka not ready after {timeout:.0f}s:\n{self.kafka.log_tail()}")
+
+    def _kafka_answers(self) -> bool:
+        import asyncio
+
+        from aiokafka.admin import AIOKafkaAdminClient
+
+        async def probe() -> None:
+            admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap_servers,
+                                        request_timeout_ms=5000)
+            await admin.start()
+            try:
+                await admin.list_topics()
+            finally:
+                await admin.close()
+
+        try:
+            asyncio.run(probe())
+        except Exception:
+            return False
+        return True
+
+    # ---- FerretDB
+    def start_ferretdb(self, timeout: float = 60.0) -> None:
+        if self.ferretdb.running():
+            self._wait_mongo(timeout)
+            return
+        if port_open(self.mongo_port):
+            raise InfraError(f"port {self.mongo_port} is taken by another process")
+        binary = ferretdb_binary(self.cache)
+        say(f"starting FerretDB on {self.mongo_uri}")
+        self.ferretdb.start([str(binary), "-listen", f"127.0.0.1:{self.mongo_port}",
+                             "-data", str(self.state / "ferretdb-data")])
+        self._wait_mongo(timeout)
+
+    def _wait_mongo(self, timeout: float) -> None:
+        from pymongo import MongoClient
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.ferretdb.running():
+                raise InfraError(f"FerretDB exited during start:\n{self.ferretdb.log_tail()}")
+            try:
+                with MongoClient(self.mongo_uri, serverSelectionTimeoutMS=500) as client:
+                    client.admin.command("ping")
+                return
+            except Exception:
+                time.sleep(0.3)
+        raise InfraError(f"FerretDB not ready after {timeout:.0f}s:\n{self.ferretdb.log_tail()}")
+
+    # ---- topics
+    def ensure_topics(self, prefix: str = "") -> dict[str, str]:
+        import asyncio
+
+        from shared.topics import ensure_topics
+
+        return asyncio.run(ensure_topics(self.bootstrap_servers, prefix))
+
+    # ---- services
+    def service_env(self, name: str) -> dict[str, str]:
+        return {
+            "PARCOURS_SERVICE_NAME": name,
+            "PARCOURS_KAFKA_BOOTSTRAP_SERVERS": self.bootstrap_servers,
+            "PARCOURS_MONGO_URI": self.mongo_uri,
+            "PARCOURS_HTTP_PORT": str(self.service_ports[name]),
+            "PARCOURS_CLOCK_FILE": str(self.clock_file),
+            "PARCOURS_DATA_DIR": str(self.state / "data"),
+            "PYTHONUNBUFFERED": "1",
+        }
+
+    def existing_services(self) -> list[str]:
+        return [n for n in SERVICES if (ROOT / "services" / n / "app.py").exists()]
+
+    def start_service(self, name: str, extra_env: dict[str, str] | None = None,
+                      timeout: float = 60.0) -> None:
+        proc = self.service(name)
+        if not proc.running():
+            say(f"starting service {name} on http://127.0.0.1:{self.service_ports[name]}")
+            proc.start(
+                [sys.executable, "-m", "uvicorn", f"services.{name}.app:create_app", "--factory",
+                 "--host", "127.0.0.1", "--port", str(self.service_ports[name]),
+                 "--no-access-log", "--timeout-graceful-shutdown", "30"],
+                env={**self.service_env(name), **(extra_env or {})}, cwd=ROOT,
+            )
+        self.wait_service(name, timeout)
+
+    def wait_service(self, name: str, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.service(name).running():
+                raise InfraError(f"service {name} exited:\n{self.service(name).log_tail()}")
+            if self.service_health(name) == "ready":
+                return
+            time.sleep(0.3)
+        raise InfraError(f"service {name} not ready after {timeout:.0f}s:\n"
+                         f"{self.service(name).log_tail()}")
+
+    def service_health(self, name: str) -> str:
+        url = f"http://127.0.0.1:{self.service_ports[name]}/health/ready"
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310 - loopback only
+                return "ready" if resp.status == 200 else f"http {resp.status}"
+        except urllib.error.HTTPError as exc:
+            return f"not ready ({exc.code})"
+        except OSError:
+            return "not answering"
+
+    # ---- whole
+    def up(self, services: bool = True) -> None:
+        self.state.mkdir(parents=True, exist_ok=True)
+        self.fetch()
+        self.start_kafka()
+        self.start_ferretdb()
+        for name, result in sorted(self.ensure_topics().items()):
+            if result != "ok":
+                say(f"topic {name}: {result}")
+        if services:
+            for name in self.existing_services():
+                self.start_service(name)
+        self._write_ports()
+
+    def down(self) -> None:
+        for name in reversed(list(SERVICES)):
+            self.service(name).stop()
+        self.ferretdb.stop()
+        self.kafka.stop()
+
+    def status(self) -> dict[str, str]:
+        report: dict[str, str] = {}
+        report["kafka"] = (
+            ("healthy" if self._kafka_answers() else "running, not answering")
+            if self.kafka.running() else "stopped"
+        )
+        if self.ferretdb.running():
+            try:
+                self._wait_mongo(2)
+                report["ferretdb"] = "healthy"
+            except InfraError:
+                report["ferretdb"] = "running, not answering"
+        else:
+            report["ferretdb"] = "stopped"
+        for name in SERVICES:
+            if self.service(name).running():
+                health = self.service_health(name)
+                report[name] = "healthy" if health == "ready" else f"running, {health}"
+            elif name in self.existing_services():
+                report[name] = "stopped"
+        return report
+
+    def _write_ports(self) -> None:
+        (self.state / "endpoints.json").write_text(json.dumps({
+            "kafka": self.bootstrap_servers, "mongo": self.mongo_uri,
+            **{n: f"http://127.0.0.1:{p}" for n, p in self.service_ports.items()},
+        }, indent=2))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m deploy.local.infra", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", choices=["fetch", "up", "down", "status", "infra-up"])
+    args = parser.parse_args(argv)
+    infra = LocalInfra()
+    try:
+        if args.command == "fetch":
+            infra.fetch()
+        elif args.command == "up":
+            infra.up()
+            say("up:", ", ".join(f"{k} {v}" for k, v in infra.status().items()))
+        elif args.command == "infra-up":
+            infra.up(services=False)
+        elif args.command == "down":
+            infra.down()
+            say("everything stopped")
+        else:
+            report = infra.status()
+            width = max(len(k) for k in report)
+            for name, state in report.items():
+                print(f"{name:<{width}}  {state}")
+            return 0 if all(v in ("healthy", "stopped") for v in report.values()) else 1
+    except InfraError as exc:
+        say("error:", exc)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

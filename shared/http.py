@@ -1,0 +1,81 @@
+"""HTTP helpers every service mounts: liveness, readiness, Prometheus metrics, error bodies."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+ReadinessCheck = Callable[[], Awaitable[bool]]
+
+
+def health_router(checks: Mapping[str, ReadinessCheck], timeout: float = 3.0) -> APIRouter:
+    """``/health/live`` (the process answers) and ``/health/ready`` (each dependency answers)."""
+    router = APIRouter(tags=["santé"])
+
+    @router.get("/health/live", summary="The process is alive")
+    async def live() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @router.get("/health/ready", summary="Broker and database reachable", response_model=None)
+    async def ready() -> JSONResponse:
+        async def run(check: ReadinessCheck) -> bool:
+            try:
+                return await asyncio.wait_for(check(), timeout)
+            except Exception:
+                return False
+
+        names = list(checks)
+        results = await asyncio.gather(*(run(checks[n]) for n in names))
+        body = {"status": "ok" if all(results) else "unavailable",
+                "checks": {n: ("ok" if r else "ko") for n, r in zip(names, results, strict=True)}}
+        return JSONResponse(body, status_code=200 if all(results) else 503)
+
+    return router
+
+
+def metrics_router(registry: CollectorRegistry) -> APIRouter:
+    router = APIRouter(tags=["santé"])
+
+    @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+    async def metrics() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    return router
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Every HTTP error says what was wrong, as ``{"erreur": code, "message": ..., "details": ...}``.
+
+    Validation errors never echo the submitted values (they may be personal data).
+    """
+
+    @app.exception_handler(RequestValidationError)
+    async def on_validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        details = [
+            {"champ": ".".join(str(p) for p in e.get("loc", ())), "message": e.get("msg", ""),
+             "type": e.get("type", "")}
+            for e in exc.errors()
+        ]
+        return JSONResponse(
+            {"erreur": "requete-invalide", "message": "the request is invalid", "details": details},
+            status_code=422,
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def on_http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        detail: Any = exc.detail
+        body = detail if isinstance(detail, dict) else {"erreur": _code(exc.status_code), "message": str(detail)}
+        return JSONResponse(body, status_code=exc.status_code, headers=getattr(exc, "headers", None))
+
+
+def _code(status: int) -> str:
+    return {400: "requete-incorrecte", 401: "non-authentifie", 403: "interdit", 404: "introuvable",
+            405: "methode-non-permise", 409: "conflit", 413: "trop-volumineux",
+            422: "requete-invalide", 429: "trop-de-requetes"}.get(status, f"http-{status}")

@@ -1,0 +1,241 @@
+"""Kafka wiring shared by the services: broker factory, delivery policy, rejects and dead letters.
+
+Delivery policy (ARCHITECTURE.md rules 4 and 5), never FastStream's default (``ACK_FIRST`` is
+at-most-once):
+
+- every subscriber has a ``group_id``, reads from ``earliest`` and uses
+  ``AckPolicy.NACK_ON_ERROR``: offsets are committed only after the handler returned; a
+  handler that raises leaves its record(s) to be read again;
+- :class:`DeadLetterMiddleware` (router level) retries *transient* failures (database or
+  broker unavailable) with backoff and then nacks, so they are never dropped nor
+  dead-lettered; *poison* input (validation, domain errors) goes to ``parcours.dlq`` with its
+  original bytes, key and headers, and a reason;
+- the producer is idempotent with ``acks=all``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+from aiokafka.structs import ConsumerRecord
+from faststream import AckPolicy, BaseMiddleware
+from faststream.exceptions import NackMessage
+from faststream.kafka import KafkaBroker, KafkaRouter
+from faststream.kafka.prometheus import KafkaPrometheusMiddleware
+from faststream.message import StreamMessage, decode_message
+from prometheus_client import CollectorRegistry, Counter
+from pydantic import ValidationError
+
+from shared.cloudevents import JSON_CONTENT_TYPES
+from shared.logging import get_logger, scrub_text
+from shared.mongo import TRANSIENT_ERRORS
+from shared.settings import Settings
+
+log = get_logger("shared.kafka")
+
+TRANSIENT: tuple[type[BaseException], ...] = (*TRANSIENT_ERRORS, KafkaError, asyncio.TimeoutError)
+
+# Headers added to a rejected or dead-lettered record (its own headers are kept untouched).
+H_CODE = "parcours-reject-code"
+H_MESSAGE = "parcours-reject-message"
+H_TOPIC = "parcours-original-topic"
+H_PARTITION = "parcours-original-partition"
+H_OFFSET = "parcours-original-offset"
+H_AT = "parcours-rejected-at"
+H_BY = "parcours-rejected-by"
+REJECT_HEADERS = (H_CODE, H_MESSAGE, H_TOPIC, H_PARTITION, H_OFFSET, H_AT, H_BY)
+
+
+def is_transient(exc: BaseException) -> bool:
+    return isinstance(exc, TRANSIENT)
+
+
+async def cloudevents_decoder(
+    msg: StreamMessage[Any], original_decoder: Callable[[StreamMessage[Any]], Awaitable[Any]]
+) -> Any:
+    """FastStream only JSON-decodes ``application/json``; CloudEvents use their own type."""
+    content_type = (msg.content_type or "").split(";")[0].strip()
+    if content_type in JSON_CONTENT_TYPES:
+        return decode_message(_with_json_type(msg))
+    return await original_decoder(msg)
+
+
+class _JsonView:
+    def __init__(self, msg: StreamMessage[Any]) -> None:
+        self.body = msg.body
+        self.content_type = "application/json"
+
+
+def _with_json_type(msg: StreamMessage[Any]) -> Any:
+    return _JsonView(msg)
+
+
+def make_broker(
+    settings: Settings,
+    *,
+    registry: CollectorRegistry | None = None,
+    logger: Any = None,
+    security: Any = None,
+) -> KafkaBroker:
+    middlewares: list[Any] = []
+    if registry is not None:
+        middlewares.append(
+            KafkaPrometheusMiddleware(registry=registry, app_name=settings.service_name)
+        )
+    return KafkaBroker(
+        settings.kafka_bootstrap_servers,
+        client_id=settings.client_id,
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=5,
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        allow_auto_create_topics=False,
+        graceful_timeout=30.0,
+        decoder=cloudevents_decoder,
+        logger=logger if logger is not None else get_logger("faststream"),
+        middlewares=middlewares,
+        security=security,
+    )
+
+
+def subscriber_options(settings: Settings, group: str) -> dict[str, Any]:
+    """The options every subscriber of the platform uses (at-least-once)."""
+    return {
+        "group_id": f"{settings.topic_prefix}{group}",
+        "auto_offset_reset": "earliest",
+        "ack_policy": AckPolicy.NACK_ON_ERROR,
+        "max_poll_interval_ms": 600_000,
+    }
+
+
+@dataclass(frozen=True)
+class Reason:
+    """Why a record was rejected: a stable code and a readable message."""
+
+    code: str
+    message: str
+
+
+def reject_headers(
+    record: ConsumerRecord[Any, Any], reason: Reason, rejected_by: str
+) -> list[tuple[str, bytes]]:
+    """The record's own headers untouched, then the reason and where it came from."""
+    own = [(k, v) for k, v in (record.headers or ()) if k not in REJECT_HEADERS]
+    return [
+        *own,
+        (H_CODE, reason.code.encode()),
+        (H_MESSAGE, reason.message[:2000].encode("utf-8", "replace")),
+        (H_TOPIC, record.topic.encode()),
+        (H_PARTITION, str(record.partition).encode()),
+        (H_OFFSET, str(record.offset).encode()),
+        (H_AT, datetime.now(UTC).isoformat().encode()),
+        (H_BY, rejected_by.encode()),
+    ]
+
+
+class RawProducer:
+    """An idempotent producer that sends bytes, key and headers exactly as given.
+
+    Used for rejects and dead letters, whose value, key and headers must stay untouched (any
+    header bytes, not only UTF-8 strings).
+    """
+
+    def __init__(self, bootstrap_servers: str, client_id: str, **config: Any) -> None:
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=bootstrap_servers,
+            client_id=f"{client_id}-raw",
+            acks="all",
+            enable_idempotence=True,
+            **config,
+        )
+
+    async def start(self) -> None:
+        await self._producer.start()
+
+    async def stop(self) -> None:
+        await self._producer.stop()
+
+    async def send_many(
+        self, records: Iterable[tuple[str, bytes | None, bytes | None, Sequence[tuple[str, bytes]]]]
+    ) -> None:
+        """Send (topic, value, key, headers) records and wait until all are acknowledged."""
+        futures = [
+            await self._producer.send(topic, value=value, key=key, headers=list(headers))
+            for topic, value, key, headers in records
+        ]
+        if futures:
+            await asyncio.gather(*futures)
+
+    async def reject(
+        self, records: Iterable[tuple[ConsumerRecord[Any, Any], Reason]], topic: str, rejected_by: str
+    ) -> None:
+        await self.send_many(
+            (topic, r.value, r.key, reject_headers(r, reason, rejected_by)) for r, reason in records
+        )
+
+
+def describe_error(exc: BaseException) -> str:
+    """A readable reason that never quotes the input (which may hold personal data)."""
+    if isinstance(exc, ValidationError):
+        parts = [
+            f"{'.'.join(str(p) for p in e['loc']) or '(racine)'}: {e['msg']} [{e['type']}]"
+            for e in exc.errors(include_input=False, include_url=False)[:10]
+        ]
+        return scrub_text("; ".join(parts))[:2000]
+    return scrub_text(f"{type(exc).__name__}: {exc}")[:2000]
+
+
+DLQ_COUNTER_NAME = "parcours_dead_letters_total"
+
+
+def dead_letter_router(
+    *,
+    dlq_topic: str,
+    producer: Callable[[], RawProducer],
+    service: str,
+    registry: CollectorRegistry | None = None,
+    retry_budget_seconds: float = 60.0,
+    **router_options: Any,
+) -> KafkaRouter:
+    """A router whose subscribers retry transient failures and dead-letter poison messages.
+
+    ``producer`` is called at message time (the producer is started in the lifespan).
+    """
+    counter = (
+        Counter(DLQ_COUNTER_NAME, "Records sent to the dead-letter topic", ["reason"], registry=registry)
+        if registry is not None
+        else None
+    )
+
+    class DeadLetterMiddleware(BaseMiddleware):
+        async def consume_scope(self, call_next: Any, msg: Any) -> Any:
+            delay, started = 0.2, time.monotonic()
+            while True:
+                try:
+                    return await call_next(msg)
+                except NackMessage:
+                    raise
+                except TRANSIENT as exc:
+                    if time.monotonic() - started > retry_budget_seconds:
+                        log.warning("transient failure, record left for redelivery", error=repr(exc))
+                        raise NackMessage() from exc
+                    log.info("transient failure, retrying", error=repr(exc), delay=delay)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 5.0)
+                except Exception as exc:
+                    records = msg.raw_message if isinstance(msg.raw_message, tuple) else (msg.raw_message,)
+                    reason = Reason(f"erreur.{type(exc).__name__}", describe_error(exc))
+                    await producer().reject(((r, reason) for r in records), dlq_topic, service)
+                    if counter is not None:
+                        counter.labels(reason.code).inc(len(records))
+                    log.error("dead-lettered", reason=reason.code, records=len(records))
+                    return None
+
+    return KafkaRouter(middlewares=[DeadLetterMiddleware], **router_options)
