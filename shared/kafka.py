@@ -16,6 +16,7 @@ at-most-once):
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -67,6 +68,41 @@ async def cloudevents_decoder(
     return await original_decoder(msg)
 
 
+async def lenient_parser(
+    record: Any, original_parser: Callable[[Any], Awaitable[StreamMessage[Any]]]
+) -> StreamMessage[Any]:
+    """FastStream decodes header values as UTF-8 and fails on anything else (a foreign
+    producer's bytes): the record would never reach the handler nor a dead-letter topic. Parse
+    a copy with leniently decoded headers, and keep the untouched record as ``raw_message``.
+    """
+    records = record if isinstance(record, tuple) else (record,)
+    if all(_utf8_headers(r) for r in records):
+        return await original_parser(record)
+    safe = tuple(_lenient_copy(r) for r in records)
+    parsed = await original_parser(safe if isinstance(record, tuple) else safe[0])
+    parsed.raw_message = record
+    return parsed
+
+
+def _utf8_headers(record: Any) -> bool:
+    try:
+        for _, value in record.headers or ():
+            value.decode("utf-8")
+    except (UnicodeDecodeError, AttributeError):
+        return False
+    return True
+
+
+def _lenient_copy(record: Any) -> Any:
+    headers = tuple(
+        (k, (v or b"").decode("utf-8", "replace").encode("utf-8")) for k, v in record.headers or ()
+    )
+    copy = dataclasses.replace(record, headers=headers)
+    if hasattr(record, "consumer"):
+        copy.consumer = record.consumer
+    return copy
+
+
 class _JsonView:
     def __init__(self, msg: StreamMessage[Any]) -> None:
         self.body = msg.body
@@ -99,6 +135,7 @@ def make_broker(
         allow_auto_create_topics=False,
         graceful_timeout=30.0,
         decoder=cloudevents_decoder,
+        parser=lenient_parser,
         logger=logger if logger is not None else get_logger("faststream"),
         middlewares=middlewares,
         security=security,

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import sys
@@ -35,7 +36,24 @@ _EMAIL_RE = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 _PHONE_RE = re.compile(r"(?:\+33\s?|\b0)[1-9](?:[\s.-]?\d{2}){4}\b")
 
 
+_KEYS_ALT = "|".join(sorted(PERSONAL_KEYS, key=len, reverse=True))
+# "nom": "Dupont" / 'nom': 'Dupont' / nom=Dupont / "adresse": {...} inside free text.
+_PAIR_RE = re.compile(
+    rf"""(?i)(["']?\b(?:{_KEYS_ALT})\b["']?\s*[:=]\s*)"""
+    r"""(\{[^{}]*(?:\{[^{}]*\}[^{}]*)*\}|"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|[^,;}\s]+)"""
+)
+
+
 def scrub_text(text: str) -> str:
+    stripped = text.strip()
+    if stripped[:1] in ("{", "[") and len(stripped) < 1_000_000:
+        try:
+            parsed = json.loads(stripped)
+        except ValueError:
+            pass
+        else:
+            return json.dumps(redact(parsed), ensure_ascii=False)
+    text = _PAIR_RE.sub(lambda m: f"{m.group(1)}{REDACTED}", text)
     text = _NIR_RE.sub(REDACTED, text)
     text = _EMAIL_RE.sub(REDACTED, text)
     return _PHONE_RE.sub(REDACTED, text)

@@ -90,7 +90,7 @@ async def ensure_topics(
         missing = [s for s in specs.values() if prefix + s.name not in existing]
         report: dict[str, str] = {}
         if missing:
-            await admin.create_topics(
+            response = await admin.create_topics(
                 [
                     NewTopic(
                         prefix + s.name,
@@ -101,16 +101,38 @@ async def ensure_topics(
                     for s in missing
                 ]
             )
-            report.update({prefix + s.name: "created" for s in missing})
-        present = [s for s in specs.values() if prefix + s.name in existing]
-        if present:
-            described = await admin.describe_topics([prefix + s.name for s in present])
-            by_name = {d["topic"]: d for d in described}
-            for s in present:
-                got = len(by_name.get(prefix + s.name, {}).get("partitions", []))
-                report[prefix + s.name] = (
-                    "ok" if got == s.partitions else f"differs: {got} partitions, declared {s.partitions}"
-                )
+            for topic, code, *rest in response.topic_errors:
+                if code == 0:
+                    report[topic] = "created"
+                elif code != TOPIC_ALREADY_EXISTS:
+                    raise RuntimeError(f"creating topic {topic} failed: error {code} {rest}")
+            await _wait_for_leaders(admin, [prefix + s.name for s in missing])
+        described = await admin.describe_topics([prefix + s.name for s in specs.values()])
+        by_name = {d["topic"]: d for d in described}
+        for s in specs.values():
+            if prefix + s.name in report:
+                continue
+            got = len(by_name.get(prefix + s.name, {}).get("partitions", []))
+            report[prefix + s.name] = (
+                "ok" if got == s.partitions else f"differs: {got} partitions, declared {s.partitions}"
+            )
         return report
     finally:
         await admin.close()
+
+
+TOPIC_ALREADY_EXISTS = 36
+
+
+async def _wait_for_leaders(admin: Any, names: list[str], timeout: float = 30.0) -> None:
+    """Topics are usable once every partition has a leader in the broker's metadata."""
+    import asyncio
+
+    deadline = asyncio.get_running_loop().time() + timeout
+    while asyncio.get_running_loop().time() < deadline:
+        described = await admin.describe_topics(names)
+        if all(d.get("error_code", 0) == 0 and d["partitions"]
+               and all(p.get("leader", -1) >= 0 for p in d["partitions"]) for d in described):
+            return
+        await asyncio.sleep(0.2)
+    raise RuntimeError(f"topics without leaders after {timeout}s: {names}")

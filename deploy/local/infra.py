@@ -502,12 +502,31 @@ class LocalInfra:
         }, indent=2))
 
 
+def infra_from_env() -> LocalInfra:
+    """The default local infrastructure, or another one named by environment variables
+    (``PARCOURS_LOCAL_STATE``, ``PARCOURS_LOCAL_KAFKA_PORT``, ``..._CONTROLLER_PORT``,
+    ``..._MONGO_PORT``, ``PARCOURS_LOCAL_SERVICE_PORTS`` as ``name=port,...``): a test runs a
+    second, independent one beside a developer's ``make up``."""
+    env = os.environ
+    ports = dict(SERVICES)
+    for item in filter(None, env.get("PARCOURS_LOCAL_SERVICE_PORTS", "").split(",")):
+        name, _, port = item.partition("=")
+        ports[name.strip()] = int(port)
+    return LocalInfra(
+        state=Path(env.get("PARCOURS_LOCAL_STATE", DEFAULT_STATE)),
+        kafka_port=int(env.get("PARCOURS_LOCAL_KAFKA_PORT", 9092)),
+        controller_port=int(env.get("PARCOURS_LOCAL_CONTROLLER_PORT", 9093)),
+        mongo_port=int(env.get("PARCOURS_LOCAL_MONGO_PORT", 27017)),
+        service_ports=ports,
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m deploy.local.infra", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", choices=["fetch", "up", "down", "status", "infra-up"])
     args = parser.parse_args(argv)
-    infra = LocalInfra()
+    infra = infra_from_env()
     try:
         if args.command == "fetch":
             infra.fetch()

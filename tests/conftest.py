@@ -1,0 +1,117 @@
+"""Test infrastructure: the real Kafka broker and the real database.
+
+Where they come from, in order:
+1. environment variables pointing at running ones: ``PARCOURS_TEST_KAFKA_BOOTSTRAP_SERVERS``
+   and ``PARCOURS_TEST_MONGO_URI``;
+2. testcontainers, when a Docker engine answers;
+3. ``deploy/local`` (Kafka from the official jars, FerretDB through our runner), started once
+   per test session on free ports in a temporary folder, and stopped at its end.
+
+Every test gets its own topics (a unique prefix) and its own database names.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from pymongo import AsyncMongoClient
+
+from deploy.local.infra import LocalInfra
+from shared.settings import Settings
+from shared.topics import ensure_topics
+
+
+@dataclass
+class Endpoints:
+    bootstrap_servers: str
+    mongo_uri: str
+    how: str
+    local: LocalInfra | None = None
+
+
+def _docker_answers() -> bool:
+    if shutil.which("docker") is None:
+        return False
+    try:
+        return subprocess.run(["docker", "info"], capture_output=True, timeout=10,
+                              check=False).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+@pytest.fixture(scope="session")
+def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Endpoints]:
+    kafka = os.environ.get("PARCOURS_TEST_KAFKA_BOOTSTRAP_SERVERS")
+    mongo = os.environ.get("PARCOURS_TEST_MONGO_URI")
+    if kafka and mongo:
+        yield Endpoints(kafka, mongo, "environment")
+        return
+    if _docker_answers():
+        from testcontainers.kafka import KafkaContainer
+        from testcontainers.mongodb import MongoDbContainer
+
+        with KafkaContainer("apache/kafka:4.3.1").with_kraft() as k, MongoDbContainer("mongo:7") as m:
+            yield Endpoints(k.get_bootstrap_server(), m.get_connection_url(), "testcontainers")
+        return
+    local = LocalInfra.ephemeral(tmp_path_factory.mktemp("infra"))
+    try:
+        local.up(services=False)
+        yield Endpoints(local.bootstrap_servers, local.mongo_uri, "deploy/local", local)
+    finally:
+        local.down()
+
+
+def unique(prefix: str = "t") -> str:
+    return f"{prefix}{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def prefix() -> str:
+    """A topic prefix of this test's own."""
+    return unique("t") + "."
+
+
+@pytest.fixture
+async def topics(infra: Endpoints, prefix: str) -> str:
+    """The declared topics, created under this test's prefix. Returns the prefix."""
+    report = await ensure_topics(infra.bootstrap_servers, prefix)
+    assert all(v in ("created", "ok") for v in report.values()), report
+    return prefix
+
+
+@pytest.fixture
+def make_settings(infra: Endpoints, prefix: str):  # type: ignore[no-untyped-def]
+    """Settings of a service under test: this test's topics and database."""
+    db_suffix = prefix.rstrip(".")
+
+    def build(service: str = "test", **overrides: object) -> Settings:
+        values: dict[str, object] = {
+            "service_name": service,
+            "kafka_bootstrap_servers": infra.bootstrap_servers,
+            "mongo_uri": infra.mongo_uri,
+            "topic_prefix": prefix,
+            "mongo_database": f"{db_suffix}_{service}",
+            "log_json": True,
+            "pseudonym_key": "test-pseudonym-key-0123456789",
+        }
+        values.update(overrides)
+        return Settings(**values)  # type: ignore[arg-type]
+
+    return build
+
+
+@pytest.fixture
+async def mongo(infra: Endpoints) -> AsyncIterator[AsyncMongoClient]:
+    client: AsyncMongoClient = AsyncMongoClient(infra.mongo_uri, serverSelectionTimeoutMS=5000,
+                                                tz_aware=True)
+    try:
+        yield client
+    finally:
+        await client.close()

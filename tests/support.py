@@ -1,0 +1,83 @@
+"""Helpers for tests on the real broker: read what a topic holds, wait for a condition."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.structs import ConsumerRecord, TopicPartition
+
+T = TypeVar("T")
+
+
+async def eventually(
+    check: Callable[[], Awaitable[T]], timeout: float = 30.0, interval: float = 0.2
+) -> T:
+    """Poll an async ``check`` until it returns a truthy value."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    last: Any = None
+    while loop.time() < deadline:
+        last = await check()
+        if last:
+            return last  # type: ignore[no-any-return]
+        await asyncio.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s (last: {last!r})")
+
+
+async def read_all(bootstrap: str, topic: str, *, expect: int | None = None,
+                   timeout: float = 20.0) -> list[ConsumerRecord[bytes, bytes]]:
+    """Every record of ``topic`` from the beginning, without a consumer group.
+
+    With ``expect``, waits until that many are there (or the timeout); otherwise reads until
+    the end offsets seen at the start.
+    """
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+                                auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        parts = consumer.partitions_for_topic(topic)
+        if parts is None:
+            await consumer._client.force_metadata_update()  # noqa: SLF001 - metadata of a topic
+            parts = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in sorted(parts)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        records: list[ConsumerRecord[bytes, bytes]] = []
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        end = await consumer.end_offsets(tps)
+        while loop.time() < deadline:
+            batch = await consumer.getmany(timeout_ms=300)
+            for msgs in batch.values():
+                records.extend(msgs)
+            if expect is not None:
+                if len(records) >= expect:
+                    break
+                end = await consumer.end_offsets(tps)
+            elif all(await _position(consumer, tp) >= end[tp] for tp in tps):
+                break
+        return records
+    finally:
+        await consumer.stop()
+
+
+async def _position(consumer: AIOKafkaConsumer, tp: TopicPartition) -> int:
+    return await consumer.position(tp)
+
+
+async def produce(bootstrap: str, topic: str,
+                  records: list[tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]]) -> None:
+    """Send (key, value, headers) records and wait for the acknowledgements."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+    await producer.start()
+    try:
+        futures = [await producer.send(topic, value=v, key=k, headers=h) for k, v, h in records]
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
