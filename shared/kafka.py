@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -137,6 +138,7 @@ def make_broker(
         decoder=cloudevents_decoder,
         parser=lenient_parser,
         logger=logger if logger is not None else get_logger("faststream"),
+        log_level=logging.DEBUG,  # one line per message is for debugging, not production
         middlewares=middlewares,
         security=security,
     )

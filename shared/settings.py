@@ -50,6 +50,23 @@ class Settings(BaseSettings):
     pseudonym_key_id: str = Field(
         "k1", description="Identifier of the pseudonym key, carried with pseudonyms for key rotation."
     )
+    api_key_pepper: SecretStr = Field(
+        SecretStr("dev-only-api-key-pepper-change-me"),
+        description="Secret mixed into the stored hash of partners' API keys. Set it in production.",
+    )
+    http_max_body_bytes: int = Field(
+        16 * 1024, description="Largest HTTP request body accepted (413 beyond)."
+    )
+    http_rate_per_minute: int = Field(
+        120, description="Requests a partner may make per minute on one instance (429 beyond)."
+    )
+    intake_batch_size: int = Field(
+        500, description="Largest batch of life events signalement takes from Kafka at once."
+    )
+    data_dir: Path = Field(
+        Path(".local/run/data"),
+        description="Folder for files a service produces (letters, print batches, artifacts).",
+    )
     http_host: str = Field("127.0.0.1", description="Address the service's HTTP server binds.")
     http_port: int = Field(8000, description="Port of the service's HTTP server.")
     log_level: str = Field("INFO", description="Log level (DEBUG, INFO, WARNING, ERROR).")

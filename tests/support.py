@@ -57,7 +57,7 @@ async def read_all(bootstrap: str, topic: str, *, expect: int | None = None,
                 if len(records) >= expect:
                     break
                 end = await consumer.end_offsets(tps)
-            elif all(await _position(consumer, tp) >= end[tp] for tp in tps):
+            elif all([await _position(consumer, tp) >= end[tp] for tp in tps]):
                 break
         return records
     finally:
@@ -81,3 +81,25 @@ async def produce(bootstrap: str, topic: str,
 
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
+
+
+class running:
+    """Run a service's FastAPI app in this process (its lifespan starts its broker and
+    clients), with an HTTP client bound to it."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self._lifespan: Any = None
+
+    async def __aenter__(self) -> Any:
+        import httpx
+
+        self._lifespan = self.app.router.lifespan_context(self.app)
+        await self._lifespan.__aenter__()
+        self.client = httpx.AsyncClient(transport=httpx.ASGITransport(app=self.app),
+                                        base_url="http://test")
+        return self.client
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.client.aclose()
+        await self._lifespan.__aexit__(*exc)

@@ -1,0 +1,2 @@
+"""signalement: intake of life events and partners' referrals; nothing lost, nothing in clear
+downstream."""
