@@ -47,11 +47,19 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     PARCOURS_HTTP_HOST=0.0.0.0 \
-    PARCOURS_HTTP_PORT=8000
+    PARCOURS_HTTP_PORT=8000 \
+    PARCOURS_DATA_DIR=/var/lib/parcours
 
-RUN groupadd --system --gid 10001 parcours \
+# tzdata: the code needs Europe/Paris (zoneinfo), which a slim image may lack. Then the
+# service user and the one folder it writes, PARCOURS_DATA_DIR (letters, print batches,
+# artifacts; the default data_dir is relative to /app, which it cannot write): mount a volume.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends tzdata \
+ && rm -rf /var/lib/apt/lists/* \
+ && groupadd --system --gid 10001 parcours \
  && useradd --system --uid 10001 --gid parcours --no-create-home --home-dir /nonexistent \
-        --shell /usr/sbin/nologin parcours
+        --shell /usr/sbin/nologin parcours \
+ && install -d -o 10001 -g 10001 -m 0750 /var/lib/parcours
 
 # Same base image as the build stage, so the venv's interpreter links stay valid. Owned by
 # root, read-only for the service user.
@@ -59,9 +67,14 @@ COPY --from=build /opt/venv /opt/venv
 COPY --from=build /app /app
 WORKDIR /app
 
+# Fail the build rather than the start: each service's composition root must import here
+# (every third-party import declared in pyproject.toml, time zones available).
+RUN python -c "import importlib, pathlib; [importlib.import_module(f'services.{p.parent.name}.app') for p in sorted(pathlib.Path('services').glob('*/app.py'))]"
+
 USER 10001:10001
 EXPOSE 8000
 
+# Ready = broker and database answer. Straight to the port: no HTTP(S)_PROXY for this probe.
 HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request as u; u.build_opener(u.ProxyHandler({})).open('http://127.0.0.1:%s/health/ready' % os.environ['PARCOURS_HTTP_PORT'], timeout=4)"]
 

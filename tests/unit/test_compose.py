@@ -20,11 +20,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import yaml
+from pydantic import SecretStr
 
 import shared.topics
 from deploy.local.infra import SERVICES, LocalInfra
@@ -176,12 +177,24 @@ def test_services_get_the_settings_they_cannot_run_without(compose):
             assert required in variables, f"{name} lacks {required}"
 
 
-def test_the_pseudonym_key_must_come_from_the_environment(compose):
+def secret_variables() -> set[str]:
+    return {f"{ENV_PREFIX}{name.upper()}" for name, field in Settings.model_fields.items()
+            if SecretStr in (get_args(field.annotation) or (field.annotation,))}
+
+
+def test_secrets_must_come_from_the_environment(compose):
+    secrets = secret_variables()
+    assert f"{ENV_PREFIX}PSEUDONYM_KEY" in secrets
     for name in SERVICES:
-        value = env(services(compose)[name])["PARCOURS_PSEUDONYM_KEY"]
-        assert re.fullmatch(r"\$\{PARCOURS_PSEUDONYM_KEY:\?[^}]+\}", value), (
-            f"{name}: the pseudonym key must be required from the environment, got {value!r}"
-        )
+        variables = env(services(compose)[name])
+        for secret in secrets:
+            value = variables.get(secret, "")
+            assert re.fullmatch(rf"\$\{{{secret}:\?[^}}]+\}}", value), (
+                f"{name}: {secret} must be required from the environment (${{{secret}:?...}}), "
+                f"not left to its development default nor written here; got {value!r}"
+            )
+    baked = " ".join(args for kw, args in dockerfile_instructions() if kw in ("ENV", "ARG"))
+    assert not {v for v in secrets if v in baked}, "a secret is baked into the image"
 
 
 # --------------------------------------------------------------------------- Kafka
@@ -388,6 +401,25 @@ def test_the_dockerfile_runs_the_named_service_as_a_non_root_user():
     # The directory of the topic declaration is copied into the image.
     declared_in = shared.topics.DECLARATION.relative_to(ROOT).parts[0]
     assert any(kw == "COPY" and args.split()[0] == declared_in for kw, args in instructions)
+
+
+def test_services_write_their_files_to_a_volume_the_service_user_owns(compose):
+    instructions = dockerfile_instructions()
+    image_env = " ".join(args for kw, args in instructions if kw == "ENV")
+    found = re.search(rf"\b{ENV_PREFIX}DATA_DIR=(\S+)", image_env)
+    assert found, "the default data_dir is relative to /app, which the service user cannot write"
+    image_dir = found.group(1)
+    uid = [args for kw, args in instructions if kw == "USER"][-1].split(":")[0]
+    owned = rf"(install -d[^&;]*-o {uid}\b[^&;]*|chown[^&;]*\b{uid}\b[^&;]*){re.escape(image_dir)}"
+    assert any(kw == "RUN" and re.search(owned, args) for kw, args in instructions), (
+        f"{image_dir} is not created for user {uid}"
+    )
+    for name in SERVICES:
+        svc = services(compose)[name]
+        data_dir = env(svc).get(f"{ENV_PREFIX}DATA_DIR", image_dir)
+        assert volume_mounts(svc).get(data_dir) in compose["volumes"], (
+            f"{name}: {data_dir} is not on a named volume"
+        )
 
 
 def test_the_build_context_leaves_out_local_state_and_secrets():
