@@ -1,0 +1,98 @@
+"""Wiring of orientation (the composition root): settings, catalogue, clients, broker, routes.
+
+The catalogue is read and validated here, before anything starts: an invalid catalogue stops
+the service with a :class:`~services.orientation.catalogue.CatalogueError` listing every
+problem (parcours and step named).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from services.orientation import api, handlers
+from services.orientation.catalogue import DEFAULT_PATH, load_catalogue
+from services.orientation.service import Deps, Metrics, broker_publisher
+from services.orientation.store import OrientationStore
+from shared.clock import Clock, clock_from_settings
+from shared.http import health_router, install_error_handlers, metrics_router
+from shared.kafka import RawProducer, make_broker
+from shared.logging import configure_logging, get_logger
+from shared.mongo import make_mongo_client, ping
+from shared.settings import Settings
+
+NAME = "orientation"
+log = get_logger(NAME)
+
+
+class OrientationConfig(BaseSettings):
+    """Settings of orientation only (environment prefix ``PARCOURS_ORIENTATION_``)."""
+
+    model_config = SettingsConfigDict(env_prefix="PARCOURS_ORIENTATION_", env_file=".env",
+                                      env_file_encoding="utf-8", extra="ignore")
+
+    catalogue_path: Path = Field(DEFAULT_PATH, description="The parcours catalogue (YAML), "
+                                 "validated at start-up.")
+    merge_window_days: int = Field(7, ge=0, le=90, description="Two contacts of different "
+                                   "parcours to one person within this many days are merged "
+                                   "into one (the higher precedence wins).")
+
+
+def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
+               config: OrientationConfig | None = None) -> FastAPI:
+    settings = settings or Settings(service_name=NAME)
+    if settings.service_name == "parcours":
+        settings = settings.model_copy(update={"service_name": NAME})
+    config = config or OrientationConfig()
+    configure_logging(settings.log_level, settings.log_json)
+    catalogue = load_catalogue(config.catalogue_path)  # CatalogueError: the service stops
+    log.info("catalogue chargé", version=catalogue.version, parcours=len(catalogue.parcours))
+    registry = CollectorRegistry()
+    broker = make_broker(settings, registry=registry)
+    metrics = Metrics(registry, catalogue.version)
+    holder: dict[str, Deps] = {}
+
+    def get_deps() -> Deps:
+        return holder["deps"]
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        client = make_mongo_client(settings.mongo_uri, settings.mongo_timeout_ms, NAME)
+        raw = RawProducer(settings.kafka_bootstrap_servers, settings.client_id)
+        holder["deps"] = deps = Deps(
+            settings=settings, store=OrientationStore(client, settings.database_name),
+            clock=clock or clock_from_settings(settings.clock_file), catalogue=catalogue,
+            merge_window_days=config.merge_window_days, broker=broker, raw=raw,
+            metrics=metrics, publier=broker_publisher(broker, settings),
+        )
+        app.state.deps = deps
+        app.state.ready_checks["mongo"] = lambda: ping(client)
+        await raw.start()
+        await broker.start()
+        try:
+            yield
+        finally:
+            await broker.stop()
+            await raw.stop()
+            await client.close()
+
+    broker.include_router(handlers.router_for(settings, get_deps, registry))
+    app = FastAPI(
+        title="Parcours · orientation", version="1.0.0", lifespan=lifespan,
+        description="The parcours catalogue as data, explainable decisions, cases per person, "
+        f"arbitration and the death rule. Catalogue {catalogue.version}.")
+    app.state.ready_checks = {"kafka": lambda: broker.ping(2.0)}
+    app.include_router(api.router(get_deps))
+    app.include_router(health_router(app.state.ready_checks))
+    app.include_router(metrics_router(registry))
+    install_error_handlers(app)
+    app.state.broker = broker
+    app.state.registry = registry
+    app.state.catalogue = catalogue
+    return app

@@ -1,0 +1,128 @@
+"""MongoDB adapter of orientation (its own database; no other service reads it).
+
+One collection, ``personnes``: one document per person, ``_id`` = pseudonym, read and written
+only by ``_id`` (the FerretDB subset, ARCHITECTURE.md)::
+
+    {_id, version, contexte: PersonContext (cases, their actions, the journal of the causes
+     already processed), a_publier: [{cause, evenement, correlation}, ...], maj_le}
+
+- ``version`` is checked on every write (optimistic concurrency). Rule 3 (single writer per
+  person: the consumer that owns the person's partition) makes a conflict exceptional: it only
+  happens while partitions move between instances, and the caller then decides again from the
+  fresh document.
+- ``a_publier`` is the outbox: the causes (demand or outcome ids) whose effects are stored but
+  whose messages the broker has not acknowledged yet, with the id and correlation id of the
+  CloudEvent that carried them. Their messages are rebuilt from the journal
+  (``rules.rejouer``), with the same ids, until they are acknowledged.
+- The journal is stored as a list (its order is the order of processing, and cause ids are
+  never used as field names).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from pymongo import AsyncMongoClient
+from pymongo.errors import DuplicateKeyError
+
+from services.orientation.rules import PersonContext, Traitement
+
+
+class ConflitEcriture(Exception):
+    """Another writer changed the person's document since it was read."""
+
+
+@dataclass(frozen=True)
+class EnAttente:
+    """A cause whose messages are stored but not yet acknowledged by the broker."""
+
+    cause: str
+    evenement: str | None = None
+    correlation: str | None = None
+
+
+@dataclass(frozen=True)
+class EtatPersonne:
+    """A person's stored context, the version it was read at, and the outbox."""
+
+    contexte: PersonContext
+    version: int = 0
+    a_publier: tuple[EnAttente, ...] = field(default=())
+
+    def en_attente(self, cause: str) -> EnAttente | None:
+        return next((e for e in self.a_publier if e.cause == cause), None)
+
+    @property
+    def nouveau(self) -> bool:
+        return self.version == 0
+
+
+def vers_document(contexte: PersonContext, version: int, a_publier: tuple[EnAttente, ...],
+                  now: datetime) -> dict[str, Any]:
+    dump = contexte.model_dump(mode="json")
+    dump["journal"] = list(dump["journal"].values())
+    return {"_id": contexte.pseudonyme, "version": version, "contexte": dump,
+            "a_publier": _outbox(a_publier), "maj_le": now}
+
+
+def _outbox(a_publier: tuple[EnAttente, ...]) -> list[dict[str, str | None]]:
+    return [{"cause": e.cause, "evenement": e.evenement, "correlation": e.correlation}
+            for e in a_publier]
+
+
+def depuis_document(doc: dict[str, Any]) -> EtatPersonne:
+    raw = dict(doc["contexte"])
+    journal = [Traitement.model_validate(t) for t in raw.get("journal", [])]
+    raw["journal"] = {t.cause: t for t in journal}
+    return EtatPersonne(contexte=PersonContext.model_validate(raw),
+                        version=int(doc.get("version", 0)),
+                        a_publier=tuple(EnAttente(**e) for e in doc.get("a_publier", ())))
+
+
+class OrientationStore:
+    def __init__(self, client: AsyncMongoClient[Any], database: str) -> None:
+        self.db = client[database]
+        self.personnes = self.db["personnes"]
+
+    async def charger(self, pseudonyme: str) -> EtatPersonne:
+        """The person's state; an empty context (version 0) for someone never seen."""
+        doc = await self.personnes.find_one({"_id": pseudonyme})
+        if doc is None:
+            return EtatPersonne(contexte=PersonContext(pseudonyme=pseudonyme))
+        return depuis_document(doc)
+
+    async def trouver(self, pseudonyme: str) -> EtatPersonne | None:
+        doc = await self.personnes.find_one({"_id": pseudonyme})
+        return None if doc is None else depuis_document(doc)
+
+    async def enregistrer(self, avant: EtatPersonne, contexte: PersonContext,
+                          a_publier: tuple[EnAttente, ...], now: datetime) -> EtatPersonne:
+        """Write the new context and outbox if the document is still at ``avant.version``."""
+        version = avant.version + 1
+        doc = vers_document(contexte, version, a_publier, now)
+        if avant.nouveau:
+            try:
+                await self.personnes.insert_one(doc)
+            except DuplicateKeyError:
+                raise ConflitEcriture(contexte.pseudonyme) from None
+        else:
+            result = await self.personnes.replace_one(
+                {"_id": contexte.pseudonyme, "version": avant.version}, doc)
+            if result.matched_count != 1:
+                raise ConflitEcriture(contexte.pseudonyme)
+        return EtatPersonne(contexte=contexte, version=version, a_publier=a_publier)
+
+    async def publie(self, etat: EtatPersonne, cause: str) -> EtatPersonne:
+        """The broker acknowledged this cause's messages: take it out of the outbox.
+
+        Checked against the version too: if another writer stored a newer document, it read
+        this outbox first and published what it held itself.
+        """
+        reste = tuple(e for e in etat.a_publier if e.cause != cause)
+        if reste != etat.a_publier:
+            await self.personnes.update_one(
+                {"_id": etat.contexte.pseudonyme, "version": etat.version},
+                {"$set": {"a_publier": _outbox(reste)}})
+        return EtatPersonne(contexte=etat.contexte, version=etat.version, a_publier=reste)

@@ -1,0 +1,78 @@
+"""Wiring of reporting (the composition root): settings, clients, broker, routes.
+
+Run: ``uvicorn services.reporting.app:create_app --factory --port 8004``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
+
+from services.reporting import api, handlers
+from services.reporting.handlers import Deps, Metrics
+from services.reporting.store import ReportingStore
+from shared.clock import Clock, clock_from_settings
+from shared.http import health_router, install_error_handlers, metrics_router
+from shared.kafka import RawProducer, make_broker
+from shared.logging import configure_logging
+from shared.mongo import make_mongo_client, ping
+from shared.settings import Settings
+
+NAME = "reporting"
+
+
+def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> FastAPI:
+    settings = settings or Settings(service_name=NAME)
+    if settings.service_name == "parcours":
+        settings = settings.model_copy(update={"service_name": NAME})
+    configure_logging(settings.log_level, settings.log_json)
+    registry = CollectorRegistry()
+    broker = make_broker(settings, registry=registry)
+    metrics = Metrics(registry)
+    holder: dict[str, Deps] = {}
+
+    def get_deps() -> Deps:
+        return holder["deps"]
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        client = make_mongo_client(settings.mongo_uri, settings.mongo_timeout_ms, NAME)
+        raw = RawProducer(settings.kafka_bootstrap_servers, settings.client_id)
+        holder["deps"] = deps = Deps(
+            settings=settings,
+            store=ReportingStore(client, settings.database_name),
+            clock=clock or clock_from_settings(settings.clock_file),
+            raw=raw,
+            metrics=metrics,
+        )
+        app.state.deps = deps
+        app.state.ready_checks["mongo"] = lambda: ping(client)
+        await raw.start()
+        await broker.start()
+        try:
+            yield
+        finally:
+            await broker.stop()
+            await raw.stop()
+            await client.close()
+
+    broker.include_router(handlers.router_for(settings, get_deps))
+    app = FastAPI(
+        title="Parcours · reporting",
+        version="1.0.0",
+        lifespan=lifespan,
+        description="Indicators of the parcours (volumes, 48-hour hand-over, drop-off, MisAS "
+        "composite, relevance per detector, conversions), as JSON or CSV, and a "
+        "dashboard page for operations teams. Pseudonymous data only.",
+    )
+    app.state.ready_checks = {"kafka": lambda: broker.ping(2.0)}
+    app.include_router(api.router(get_deps))
+    app.include_router(health_router(app.state.ready_checks))
+    app.include_router(metrics_router(registry))
+    install_error_handlers(app)
+    app.state.broker = broker
+    app.state.registry = registry
+    return app

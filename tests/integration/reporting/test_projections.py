@@ -1,0 +1,131 @@
+"""reporting's projections on the real broker and database: every topic becomes facts, once."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from services.reporting.app import create_app
+from shared import topics as t
+from shared.clock import ManualClock
+from shared.kafka import H_AT, H_BY, H_CODE, H_OFFSET, H_PARTITION, H_TOPIC
+from tests.integration.reporting import builders as b
+from tests.support import eventually, produce, read_all, running
+
+NOW = b.utc(2026, 3, 20, 12)
+
+
+def volumes_of(body: dict[str, Any]) -> dict[tuple[str, str], int]:
+    out: dict[tuple[str, str], int] = {}
+    for row in body["lignes"]:
+        key = (row["indicateur"], row["motif"])
+        out[key] = out.get(key, 0) + row["valeur"]
+    return out
+
+
+async def test_every_topic_is_projected_and_counted_once_even_when_redelivered(
+    topics: str, make_settings: Any
+) -> None:
+    s = make_settings("reporting")
+    when = b.utc(2026, 3, 2, 9)
+    dem = b.demande("p1", "retraite", when)
+    dec = b.decision("p1", dem.data.demande_id, "d1", "accompagnement-des-seniors", "ouvert", when)
+    act = b.action(
+        "p1",
+        "d1",
+        "accompagnement-des-seniors",
+        "p1-info",
+        "courrier",
+        "courrier",
+        when,
+        modele="seniors-p1-information",
+    )
+    res = b.resultat("p1", "envoye", b.utc(2026, 3, 3, 9), planned=act)
+    skipped = b.action(
+        "p1", "d1", "accompagnement-des-seniors", "p1-sms", "sms", "sms", when, modele="x"
+    )
+    res2 = b.resultat(
+        "p1", "ignore", b.utc(2026, 3, 3, 10), planned=skipped, raison="sans-consentement"
+    )
+    cancel = b.annulation("p1", skipped, "deces", b.utc(2026, 3, 4, 9))
+    reject_headers = [
+        (H_CODE, b"nir.cle"),
+        (H_TOPIC, b"evenements-vie"),
+        (H_PARTITION, b"0"),
+        (H_OFFSET, b"17"),
+        (H_AT, b"2026-03-02T10:00:00+00:00"),
+        (H_BY, b"signalement"),
+    ]
+    app = create_app(s, clock=ManualClock(NOW))
+    async with running(app) as http:
+        bs = s.kafka_bootstrap_servers
+        for _ in range(2):  # everything twice: a redelivery changes nothing
+            await produce(bs, s.topic(t.DEMANDES), [b.record(dem)])
+            await produce(bs, s.topic(t.DECISIONS), [b.record(dec)])
+            await produce(
+                bs, s.topic(t.ACTIONS), [b.record(act), b.record(skipped), b.record(cancel)]
+            )
+            await produce(bs, s.topic(t.RESULTATS), [b.record(res), b.record(res2)])
+            await produce(bs, s.topic(t.REJETS), [(b"k", b"{not read}", reject_headers)])
+
+        async def all_seen() -> Any:
+            body = (await http.get("/v1/etat")).json()
+            done = {f["topic"]: f["messages_en_retard"] for f in body["fraicheur"]}
+            return all(v == 0 for v in done.values()) and body
+
+        etat = await eventually(all_seen, timeout=60)
+        got = volumes_of((await http.get("/v1/indicateurs/volumes?granularite=mois")).json())
+    assert got == {
+        ("evenements-recus", "retraite"): 1,
+        ("dossiers-ouverts", ""): 1,
+        ("actions-planifiees", "courrier"): 1,
+        ("actions-planifiees", "sms"): 1,
+        ("actions-annulees", "deces"): 1,
+        ("actions-envoyees", ""): 1,
+        ("actions-ignorees", "sans-consentement"): 1,
+        ("evenements-rejetes", "nir.cle"): 1,
+    }
+    fresh = {f["topic"]: f for f in etat["fraicheur"]}
+    assert fresh["parcours.actions"]["dernier_evenement"] == "2026-03-04T09:00:00+00:00"
+    assert fresh["parcours.actions"]["age_secondes"] == (NOW - b.utc(2026, 3, 4, 9)).total_seconds()
+    lag = {(r["topic"], r["groupe"]): r for r in etat["retard_consommateurs"]}
+    assert lag[("parcours.resultats", "reporting-resultats")] == {
+        "topic": "parcours.resultats",
+        "groupe": "reporting-resultats",
+        "fin": 4,
+        "engage": 4,
+        "retard": 0,
+    }
+
+
+async def test_a_poison_event_goes_to_the_dead_letter_topic_and_the_rest_is_projected(
+    topics: str, make_settings: Any
+) -> None:
+    s = make_settings("reporting")
+    good = b.demande("p2", "retraite", b.utc(2026, 3, 2, 9))
+    bad = good.model_dump(mode="json")
+    del bad["data"]["pseudonyme"]
+    app = create_app(s, clock=ManualClock(NOW))
+    async with running(app) as http:
+        await produce(
+            s.kafka_bootstrap_servers,
+            s.topic(t.DEMANDES),
+            [
+                (
+                    b"p2",
+                    json.dumps(bad).encode(),
+                    [("content-type", b"application/cloudevents+json")],
+                ),
+                b.record(good),
+            ],
+        )
+        dead = await read_all(s.kafka_bootstrap_servers, s.topic(t.DLQ), expect=1, timeout=60)
+
+        async def counted() -> Any:
+            body = (await http.get("/v1/indicateurs/volumes?granularite=mois")).json()
+            return body["lignes"]
+
+        rows = await eventually(counted, timeout=60)
+    assert [(r["indicateur"], r["valeur"]) for r in rows] == [("evenements-recus", 1)]
+    assert len(dead) == 1 and dead[0].value == json.dumps(bad).encode()
+    assert dict(dead[0].headers)[H_BY] == b"reporting"
