@@ -172,7 +172,7 @@ async def test_agents_read_a_persons_cases_with_explanations_and_the_catalogue(
     assert inconnu.status_code == 404
     assert inconnu.json()["erreur"] == "introuvable"
     assert "personne-inconnue" in inconnu.json()["message"]
-    assert catalogue.status_code == 200 and catalogue.json()["version"] == "2026.11-1"
+    assert catalogue.status_code == 200 and catalogue.json()["version"] == "2026.11-2"
     assert len(catalogue.json()["parcours"]) == 26
     assert seniors.json()["id"] == "accompagnement-des-seniors"
     assert absent.status_code == 404 and "parcours-imaginaire" in absent.json()["message"]
