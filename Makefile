@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 INFRA := $(BIN)/python -m deploy.local.infra
 
-.PHONY: help install fetch up down status run test test-unit test-fast bench lint typecheck contracts clean
+.PHONY: help install fetch browser up down status run test test-unit test-fast bench lint typecheck contracts clean
 
 help:
 	@echo "make run      start Kafka, the database and the services, feed a sample (Ctrl-C stops)"
@@ -38,7 +38,15 @@ down: $(STAMP)
 run: $(STAMP)
 	$(BIN)/python -m deploy.local.demo
 
-test: $(STAMP)
+# The dashboard test drives a real headless Chromium: Debian's chromium and chromedriver,
+# installed on first use when missing (the machine reaches Debian's package mirrors).
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+	  echo "installing chromium and chromium-driver (Debian packages, first run only)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium chromium-driver >/dev/null; }
+
+test: $(STAMP) browser
 	$(BIN)/python -m pytest tests
 
 test-unit: $(STAMP)
