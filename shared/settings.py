@@ -6,6 +6,7 @@ Each field is documented; ``docs/configuration.md`` is generated from these desc
 
 from __future__ import annotations
 
+from datetime import time
 from pathlib import Path
 
 from pydantic import Field, SecretStr
@@ -82,6 +83,84 @@ class Settings(BaseSettings):
         60.0,
         description="Total backoff spent retrying a message whose database or broker is unavailable "
         "before the record is re-read from Kafka (never dropped, never dead-lettered).",
+    )
+
+    # ---- notification (services/notification)
+    notification_scheduler_interval_seconds: float = Field(
+        1.0, description="notification: how often the timer scheduler wakes up to fire due actions."
+    )
+    notification_scheduler_batch: int = Field(
+        100, description="notification: largest number of due timers fired per partition and tick."
+    )
+    notification_contact_window_start: time = Field(
+        time(9, 0), description="notification: first minute (Paris) at which SMS and calls are allowed."
+    )
+    notification_contact_window_end: time = Field(
+        time(20, 0), description="notification: first minute (Paris) at which SMS and calls stop "
+        "(never on Sundays and public holidays)."
+    )
+    notification_contact_cap: int = Field(
+        4, description="notification: most non-mandatory contacts one person receives, all parcours "
+        "together, within notification_contact_cap_days (beyond: skipped, reason plafond-contacts)."
+    )
+    notification_contact_cap_days: int = Field(
+        30, description="notification: length of the window of the per-person contact cap."
+    )
+    notification_contacts_wait_hours: float = Field(
+        24.0, description="notification: how long an action waits for the person's contact data "
+        "(personnes.coordonnees) before it is skipped (reason coordonnees-inconnues)."
+    )
+    notification_retry_seconds: float = Field(
+        300.0, description="notification: delay before a send that failed transiently is tried again."
+    )
+    notification_max_attempts: int = Field(
+        5, description="notification: transient failures of one send before it is reported as echec."
+    )
+    notification_smtp_host: str = Field("127.0.0.1", description="notification: SMTP server host.")
+    notification_smtp_port: int = Field(25, description="notification: SMTP server port.")
+    notification_smtp_starttls: bool = Field(
+        False, description="notification: use STARTTLS with the SMTP server."
+    )
+    notification_smtp_user: str | None = Field(None, description="notification: SMTP login (optional).")
+    notification_smtp_password_file: Path | None = Field(
+        None, description="notification: file holding the SMTP password (a mounted secret; optional)."
+    )
+    notification_email_from: str = Field(
+        "Assurance Maladie <ne-pas-repondre@assurance-maladie.fr>",
+        description="notification: From header of e-mails.",
+    )
+    notification_message_id_domain: str = Field(
+        "parcours.assurance-maladie.fr",
+        description="notification: domain of the deterministic Message-ID of e-mails.",
+    )
+    notification_sms_url: str = Field(
+        "http://127.0.0.1:8090/v1/messages",
+        description="notification: URL of the SMS provider's send endpoint (HTTP POST, JSON).",
+    )
+    notification_sms_token_file: Path | None = Field(
+        None, description="notification: file holding the SMS provider's bearer token (a mounted "
+        "secret); without it no Authorization header is sent (local fake provider)."
+    )
+    notification_sms_sender: str = Field("AMELI", description="notification: SMS sender name.")
+    notification_http_timeout_seconds: float = Field(
+        10.0, description="notification: timeout of calls to the SMS provider and SMTP server."
+    )
+    notification_sender_block: str = Field(
+        "Caisse primaire d'assurance maladie\nService Parcours attentionnés\n"
+        "CS 00000\n91000 ÉVRY-COURCOURONNES",
+        description="notification: the CPAM's sender block printed on letters (lines separated by \\n).",
+    )
+    notification_signature: str = Field(
+        "Le Directeur de la caisse primaire d'assurance maladie",
+        description="notification: signature line of letters.",
+    )
+    notification_default_site: str = Field(
+        "00", description="notification: agents' site of a phone task when the action has no "
+        "departement."
+    )
+    notification_catalogue_file: Path | None = Field(
+        None, description="notification: the parcours catalogue (read only, for the steps' texts "
+        "used by the generic letter); default services/orientation/catalogue.yaml."
     )
 
     @property

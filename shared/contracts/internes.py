@@ -138,8 +138,8 @@ class Decision(Contract):
     decision_id: str
     pseudonyme: Pseudonyme
     demande_id: str
-    dossier_id: str | None
-    parcours: str | None
+    dossier_id: str | None = None
+    parcours: str | None = None
     statut: Literal["ouvert", "mis-a-jour", "clos", "refuse", "a-verifier"]
     motif_cloture: str | None = None
     catalogue_version: str
@@ -152,9 +152,9 @@ class Decision(Contract):
 class Resultat(Contract):
     resultat_id: str
     pseudonyme: Pseudonyme
-    action_id: str | None
-    dossier_id: str | None
-    parcours: str | None
+    action_id: str | None = None
+    dossier_id: str | None = None
+    parcours: str | None = None
     statut: Literal["envoye", "ignore", "echec", "tache-creee", "appel", "objectif-atteint"]
     raison: str | None = None
     canal: Canal | None = None

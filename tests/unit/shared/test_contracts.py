@@ -71,6 +71,11 @@ INTERNAL_EXAMPLES = [
                parcours="seniors", statut="ouvert", catalogue_version="1", explication=["..."]),
     i.Resultat(resultat_id="r", pseudonyme="k1-ab", action_id="a1", dossier_id="c1",
                parcours="seniors", statut="envoye", canal="courrier", survenu_le=NOW),
+    # Optional fields left empty: to_bytes() omits them, so they must be optional on read too.
+    i.Decision(decision_id="y", pseudonyme="k1-ab", demande_id="d2", dossier_id=None,
+               parcours=None, statut="refuse", catalogue_version="1", explication=["..."]),
+    i.Resultat(resultat_id="s", pseudonyme="k1-ab", action_id=None, dossier_id=None,
+               parcours=None, statut="objectif-atteint", survenu_le=NOW),
 ]
 
 

@@ -1,0 +1,108 @@
+"""Wiring of notification (the composition root): settings, clients, broker, scheduler, routes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
+
+from services.notification import api, handlers
+from services.notification.channels import EmailSender, HttpSmsSender, SmsSender, SmtpEmailSender
+from services.notification.scheduler import Ownership, Scheduler
+from services.notification.service import Deps, Metrics, fire, policy_from
+from services.notification.store import NotificationStore
+from services.notification.templates import CATALOGUE, Templates
+from shared import topics
+from shared.clock import Clock, clock_from_settings
+from shared.http import health_router, install_error_handlers, metrics_router
+from shared.kafka import RawProducer, make_broker
+from shared.logging import configure_logging
+from shared.mongo import make_mongo_client, ping
+from shared.settings import Settings
+
+NAME = "notification"
+
+
+def _secret(path: Path | None) -> str | None:
+    """A secret mounted as a file (never an environment variable baked in compose files)."""
+    return path.read_text(encoding="utf-8").strip() if path else None
+
+
+def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
+               email: EmailSender | None = None, sms: SmsSender | None = None,
+               fault: Any = None) -> FastAPI:
+    settings = settings or Settings(service_name=NAME)
+    if settings.service_name == "parcours":
+        settings = settings.model_copy(update={"service_name": NAME})
+    s = settings
+    configure_logging(s.log_level, s.log_json)
+    registry = CollectorRegistry()
+    broker = make_broker(s, registry=registry)
+    metrics = Metrics(registry)
+    templates = Templates.load(catalogue=s.notification_catalogue_file or CATALOGUE)
+    ownership = Ownership(s.topic(topics.ACTIONS))
+    ownership.on_change = lambda parts: metrics.pending.set(len(parts))
+    holder: dict[str, Any] = {}
+
+    def get_deps() -> Deps:
+        return holder["deps"]  # type: ignore[no-any-return]
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        client = make_mongo_client(s.mongo_uri, s.mongo_timeout_ms, NAME)
+        raw = RawProducer(s.kafka_bootstrap_servers, s.client_id)
+        store = NotificationStore(client, s.database_name)
+        sms_sender = sms or HttpSmsSender(s.notification_sms_url,
+                                          _secret(s.notification_sms_token_file),
+                                          s.notification_sms_sender,
+                                          timeout=s.notification_http_timeout_seconds)
+        password = _secret(s.notification_smtp_password_file)
+        email_sender = email or SmtpEmailSender(
+            s.notification_smtp_host, s.notification_smtp_port, s.notification_email_from,
+            s.notification_message_id_domain, timeout=s.notification_http_timeout_seconds,
+            starttls=s.notification_smtp_starttls, user=s.notification_smtp_user, password=password)
+        deps = Deps(settings=s, store=store, clock=clock or clock_from_settings(s.clock_file),
+                    broker=broker, templates=templates, email=email_sender, sms=sms_sender,
+                    metrics=metrics, policy=policy_from(s), letters_dir=s.data_dir / "letters",
+                    raw=raw, fault=fault)
+        scheduler = Scheduler(
+            ownership,
+            due=lambda p: store.due_timers(p, deps.clock.now(), s.notification_scheduler_batch),
+            fire=lambda t: fire(t, deps), interval=s.notification_scheduler_interval_seconds)
+        deps.wake = scheduler.wake
+        holder["deps"] = deps
+        app.state.deps = deps
+        app.state.scheduler = scheduler
+        app.state.ready_checks["mongo"] = lambda: ping(client)
+        await store.setup()
+        await raw.start()
+        await broker.start()
+        scheduler.start()
+        try:
+            yield
+        finally:
+            await scheduler.stop()
+            await broker.stop()
+            await raw.stop()
+            if isinstance(sms_sender, HttpSmsSender):
+                await sms_sender.aclose()
+            await client.close()
+
+    broker.include_router(handlers.router_for(s, get_deps, ownership))
+    app = FastAPI(
+        title="Parcours · notification", version="1.0.0", lifespan=lifespan,
+        description="Durable timers of planned actions; letters (PDF, print batches), e-mail, "
+        "SMS; the agents' phone-task queue; every outcome on parcours.resultats.")
+    app.state.ready_checks = {"kafka": lambda: broker.ping(2.0)}
+    app.include_router(api.router(get_deps))
+    app.include_router(health_router(app.state.ready_checks))
+    app.include_router(metrics_router(registry))
+    install_error_handlers(app)
+    app.state.broker = broker
+    app.state.registry = registry
+    app.state.ownership = ownership
+    return app

@@ -1,0 +1,182 @@
+"""Letters as PDF documents (reportlab), and the daily print batch a print provider takes.
+
+Each letter is two PDF files in the folder of its day (Paris date of sending),
+``<data_dir>/letters/<YYYY-MM-DD>/``: ``<action_id>.pdf`` (the letter: CPAM sender block,
+recipient's address placed for a window envelope, place and date, subject, text, signature) and
+``<action_id>-falc.pdf`` (the easy-read version, enclosed in the same envelope: larger type,
+short sentences, one idea per line). Rendering is deterministic (reportlab ``invariant``): the
+same action renders the same bytes, so a re-render after a crash overwrites the file with
+itself.
+
+The folder is the print batch: ``manifest.json`` and ``manifest.csv`` list every letter of the
+day once (built from the database, never appended to, so a retry cannot list a letter twice).
+The manifest names files and counts pages; it holds no personal data (the address is printed
+in the PDF, read through the envelope window).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import os
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+from xml.sax.saxutils import escape
+from zoneinfo import ZoneInfo
+
+from reportlab.lib.enums import TA_JUSTIFY, TA_LEFT
+from reportlab.lib.pagesizes import A4
+from reportlab.lib.styles import ParagraphStyle
+from reportlab.lib.units import mm
+from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+
+from services.notification.templates import Text
+
+PARIS = ZoneInfo("Europe/Paris")
+MONTHS = ("janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août", "septembre",
+          "octobre", "novembre", "décembre")
+
+_BODY = ParagraphStyle("body", fontName="Helvetica", fontSize=10.5, leading=14.5,
+                       alignment=TA_JUSTIFY, spaceAfter=7)
+_SMALL = ParagraphStyle("small", fontName="Helvetica", fontSize=9.5, leading=12.5,
+                        alignment=TA_LEFT)
+_ADDRESS = ParagraphStyle("address", fontName="Helvetica", fontSize=10.5, leading=13.5)
+_SUBJECT = ParagraphStyle("subject", parent=_BODY, fontName="Helvetica-Bold", spaceBefore=8,
+                          spaceAfter=10, alignment=TA_LEFT)
+_FALC = ParagraphStyle("falc", fontName="Helvetica", fontSize=15, leading=22, alignment=TA_LEFT,
+                       spaceAfter=12)
+_FALC_TITLE = ParagraphStyle("falc-title", parent=_FALC, fontName="Helvetica-Bold", fontSize=19,
+                             leading=25, spaceAfter=16)
+
+
+@dataclass(frozen=True)
+class Letter:
+    action_id: str
+    sender: tuple[str, ...]
+    recipient: tuple[str, ...]
+    when: datetime
+    text: Text
+    falc: Text
+    signature: str
+    reference: str
+
+
+def french_date(d: date) -> str:
+    return f"{d.day}{'er' if d.day == 1 else ''} {MONTHS[d.month - 1]} {d.year}"
+
+
+def paris_day(when: datetime) -> date:
+    return when.astimezone(PARIS).date()
+
+
+def address_lines(nom: str, prenom: str, adresse: dict[str, Any]) -> tuple[str, ...]:
+    lines = [f"{prenom} {nom}".strip(), adresse["ligne1"]]
+    if adresse.get("ligne2"):
+        lines.append(adresse["ligne2"])
+    lines.append(f"{adresse['code_postal']} {str(adresse['commune']).upper()}")
+    return tuple(lines)
+
+
+def _lines(lines: tuple[str, ...], style: ParagraphStyle) -> Paragraph:
+    return Paragraph("<br/>".join(escape(line) for line in lines), style)
+
+
+def _head(letter: Letter) -> list[Any]:
+    head = Table(
+        [[_lines(letter.sender, _SMALL), ""],
+         ["", _lines(letter.recipient, _ADDRESS)]],
+        colWidths=[95 * mm, 80 * mm], rowHeights=[30 * mm, 32 * mm],
+    )
+    head.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP"),
+                              ("LEFTPADDING", (0, 0), (-1, -1), 0)]))
+    return [head, Spacer(1, 6 * mm),
+            Paragraph(f"Le {french_date(paris_day(letter.when))}", _BODY),
+            Paragraph(f"Référence : {escape(letter.reference)}", _SMALL)]
+
+
+def render_standard(letter: Letter) -> tuple[bytes, int]:
+    t = letter.text
+    story: list[Any] = _head(letter)
+    story.append(Paragraph(f"Objet : {escape(t.subject)}", _SUBJECT))
+    story.append(Paragraph("Madame, Monsieur,", _BODY))
+    story += [Paragraph(p, _BODY) for p in t.paragraphs]
+    if t.closing:
+        story.append(Paragraph(t.closing, _BODY))
+    story += [Spacer(1, 8 * mm), Paragraph(escape(letter.signature), _BODY)]
+    return _build(story, f"{t.subject}")
+
+
+def render_falc(letter: Letter) -> tuple[bytes, int]:
+    t = letter.falc
+    story: list[Any] = _head(letter)
+    story.append(Spacer(1, 4 * mm))
+    story.append(Paragraph("Document facile à lire et à comprendre", _SMALL))
+    story.append(Paragraph(escape(t.subject), _FALC_TITLE))
+    story += [Paragraph(p, _FALC) for p in t.paragraphs]
+    if t.closing:
+        story.append(Paragraph(t.closing, _FALC))
+    return _build(story, f"{t.subject} (facile à lire)")
+
+
+def _build(story: list[Any], title: str) -> tuple[bytes, int]:
+    buf = io.BytesIO()
+    doc = SimpleDocTemplate(buf, pagesize=A4, leftMargin=20 * mm, rightMargin=15 * mm,
+                            topMargin=15 * mm, bottomMargin=18 * mm, title=title,
+                            author="Assurance Maladie", invariant=1)
+    doc.build(story)
+    return buf.getvalue(), int(doc.page)
+
+
+@dataclass(frozen=True)
+class StoredLetter:
+    day: str
+    files: tuple[str, ...]
+    sha256: tuple[str, ...]
+    pages: tuple[int, ...]
+
+
+def write_letter(root: Path, letter: Letter) -> StoredLetter:
+    """Render both versions into the day's folder (atomic writes; rewriting is harmless)."""
+    day = paris_day(letter.when).isoformat()
+    folder = root / day
+    folder.mkdir(parents=True, exist_ok=True)
+    files, sums, pages = [], [], []
+    for suffix, (pdf, count) in (("", render_standard(letter)), ("-falc", render_falc(letter))):
+        name = f"{letter.action_id}{suffix}.pdf"
+        _atomic_write(folder / name, pdf)
+        files.append(name)
+        sums.append(hashlib.sha256(pdf).hexdigest())
+        pages.append(count)
+    return StoredLetter(day, tuple(files), tuple(sums), tuple(pages))
+
+
+def write_manifest(root: Path, day: str, letters: list[dict[str, Any]]) -> Path:
+    """The print batch of ``day``: every letter once, sorted, JSON and CSV."""
+    folder = root / day
+    folder.mkdir(parents=True, exist_ok=True)
+    entries = sorted(({"action_id": d["_id"], "fichiers": d["fichiers"], "sha256": d["sha256"],
+                       "pages": d["pages"], "parcours": d.get("parcours"),
+                       "modele": d.get("modele"), "enveloppe": "C5 fenêtre"} for d in letters),
+                     key=lambda e: e["action_id"])
+    manifest = {"jour": day, "courriers": len(entries),
+                "feuilles": sum(sum(e["pages"]) for e in entries), "lettres": entries}
+    _atomic_write(folder / "manifest.json",
+                  json.dumps(manifest, ensure_ascii=False, indent=2).encode("utf-8"))
+    out = io.StringIO()
+    w = csv.writer(out, delimiter=";")
+    w.writerow(["action_id", "fichier_courrier", "fichier_falc", "pages", "parcours", "modele"])
+    for e in entries:
+        w.writerow([e["action_id"], *e["fichiers"][:2], sum(e["pages"]), e["parcours"],
+                    e["modele"]])
+    _atomic_write(folder / "manifest.csv", out.getvalue().encode("utf-8"))
+    return folder / "manifest.json"
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)

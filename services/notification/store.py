@@ -1,0 +1,161 @@
+"""MongoDB adapter of notification (its own database; no other service reads it).
+
+Collections (FerretDB subset: reads and writes by ``_id`` on the hot paths):
+
+- ``actions``: one per planned action (``_id`` = action_id): the action as received, its
+  partition, its status (``planifiee`` → ``terminee`` | ``annulee``), its current timer, its
+  outcome and a history of what happened to it (deferrals, cancellation) for the question
+  "why was this not sent?";
+- ``minuteries``: the *pending* timers only, ``_id`` = ``"<partition:03d>|<due UTC>|<action_id>"``
+  so that the due timers of a partition are one ``_id`` range (an index range scan on MongoDB;
+  FerretDB scans, and the collection stays small because fired timers are deleted);
+- ``envois``: the attempt of each action (``_id`` = action_id), written *before* any effect:
+  channel, state (``en-cours`` → ``fait`` | ``echec``), attempts; insert-only, so two firings
+  of the same action (redelivery, two instances during a rebalance) start one effect;
+- ``coordonnees``: the latest contact data per pseudonym (``personnes.coordonnees``);
+- ``contacts``: per pseudonym, when the person was contacted (the cap across parcours);
+- ``taches``: the agents' phone tasks (``_id`` = uuid5 of the action);
+- ``courriers``: letters produced (``_id`` = action_id), with their day (print batches).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pymongo import ASCENDING, AsyncMongoClient, ReturnDocument
+from pymongo.errors import DuplicateKeyError
+
+from services.notification.rules import due_range
+
+
+class NotificationStore:
+    def __init__(self, client: AsyncMongoClient[Any], database: str) -> None:
+        self.db = client[database]
+        self.actions = self.db["actions"]
+        self.minuteries = self.db["minuteries"]
+        self.envois = self.db["envois"]
+        self.coordonnees = self.db["coordonnees"]
+        self.contacts = self.db["contacts"]
+        self.taches = self.db["taches"]
+        self.courriers = self.db["courriers"]
+
+    async def setup(self) -> None:
+        # Used by the agents' queue listings (MongoDB uses them; FerretDB ignores them for reads).
+        await self.taches.create_index([("site", ASCENDING), ("echeance", ASCENDING)])
+        await self.courriers.create_index([("jour", ASCENDING)])
+
+    # ---- actions and timers
+    async def insert_action(self, doc: dict[str, Any]) -> dict[str, Any]:
+        """Insert the action if new; return what is stored (the first one wins)."""
+        try:
+            await self.actions.insert_one(doc)
+        except DuplicateKeyError:
+            existing = await self.actions.find_one({"_id": doc["_id"]})
+            return existing or doc
+        return doc
+
+    async def action(self, action_id: str) -> dict[str, Any] | None:
+        return await self.actions.find_one({"_id": action_id})
+
+    async def update_action(self, action_id: str, set_: dict[str, Any],
+                            history: dict[str, Any] | None = None) -> None:
+        update: dict[str, Any] = {"$set": set_}
+        if history is not None:
+            update["$push"] = {"historique": history}
+        await self.actions.update_one({"_id": action_id}, update)
+
+    async def add_timer(self, doc: dict[str, Any]) -> None:
+        try:
+            await self.minuteries.insert_one(doc)
+        except DuplicateKeyError:
+            pass
+
+    async def delete_timer(self, timer_id: str) -> None:
+        await self.minuteries.delete_one({"_id": timer_id})
+
+    async def due_timers(self, partition: int, now: datetime, limit: int) -> list[dict[str, Any]]:
+        low, high = due_range(partition, now)
+        cursor = self.minuteries.find({"_id": {"$gte": low, "$lt": high}})
+        cursor = cursor.sort("_id", 1).limit(limit)
+        return [d async for d in cursor]
+
+    async def pending_count(self) -> int:
+        return int(await self.minuteries.count_documents({}))
+
+    # ---- attempts (exactly-once effects)
+    async def start_attempt(self, doc: dict[str, Any]) -> tuple[bool, dict[str, Any]]:
+        """Record the attempt before any effect; ``(False, existing)`` if one was there."""
+        try:
+            await self.envois.insert_one(doc)
+        except DuplicateKeyError:
+            existing = await self.envois.find_one({"_id": doc["_id"]})
+            return False, existing or doc
+        return True, doc
+
+    async def attempt(self, action_id: str) -> dict[str, Any] | None:
+        return await self.envois.find_one({"_id": action_id})
+
+    async def update_attempt(self, action_id: str, set_: dict[str, Any], inc: int = 0) -> None:
+        update: dict[str, Any] = {"$set": set_}
+        if inc:
+            update["$inc"] = {"tentatives": inc}
+        await self.envois.update_one({"_id": action_id}, update)
+
+    # ---- contact data
+    async def coordonnees_of(self, pseudonyme: str) -> dict[str, Any] | None:
+        return await self.coordonnees.find_one({"_id": pseudonyme})
+
+    async def save_coordonnees(self, pseudonyme: str, data: dict[str, Any],
+                               maj_le: datetime) -> bool:
+        """Keep the latest by ``maj_le`` (a redelivered older record changes nothing)."""
+        current = await self.coordonnees.find_one({"_id": pseudonyme})
+        if current is not None and current["maj_le"] >= maj_le:
+            return False
+        await self.coordonnees.replace_one({"_id": pseudonyme}, {"_id": pseudonyme, "data": data,
+                                                                   "maj_le": maj_le}, upsert=True)
+        return True
+
+    async def recent_contacts(self, pseudonyme: str) -> list[dict[str, Any]]:
+        doc = await self.contacts.find_one({"_id": pseudonyme})
+        return list((doc or {}).get("contacts", []))
+
+    async def add_contact(self, pseudonyme: str, action_id: str, when: datetime) -> None:
+        doc = await self.contacts.find_one({"_id": pseudonyme})
+        if doc and any(c.get("action_id") == action_id for c in doc.get("contacts", [])):
+            return
+        entry = {"action_id": action_id, "le": when}
+        await self.contacts.update_one({"_id": pseudonyme}, {"$push": {"contacts": entry}},
+                                       upsert=True)
+
+    # ---- letters
+    async def save_letter(self, doc: dict[str, Any]) -> None:
+        await self.courriers.replace_one({"_id": doc["_id"]}, doc, upsert=True)
+
+    async def letters_of_day(self, day: str) -> list[dict[str, Any]]:
+        return [d async for d in self.courriers.find({"jour": day})]
+
+    # ---- agents' tasks
+    async def insert_task(self, doc: dict[str, Any]) -> None:
+        try:
+            await self.taches.insert_one(doc)
+        except DuplicateKeyError:
+            pass
+
+    async def task(self, task_id: str) -> dict[str, Any] | None:
+        return await self.taches.find_one({"_id": task_id})
+
+    async def tasks(self, flt: dict[str, Any], limit: int) -> list[dict[str, Any]]:
+        cursor = self.taches.find(flt).sort([("echeance", 1), ("_id", 1)]).limit(limit)
+        return [d async for d in cursor]
+
+    async def claim_task(self, task_id: str, agent: str, now: datetime) -> dict[str, Any] | None:
+        """Claim an open task; ``None`` if it is no longer open (atomic on MongoDB)."""
+        return await self.taches.find_one_and_update(
+            {"_id": task_id, "statut": "a-faire"},
+            {"$set": {"statut": "prise", "agent": agent, "prise_le": now}},
+            return_document=ReturnDocument.AFTER,
+        )
+
+    async def update_task(self, task_id: str, set_: dict[str, Any]) -> None:
+        await self.taches.update_one({"_id": task_id}, {"$set": set_})

@@ -1,0 +1,92 @@
+"""Durable timers on the real broker and database, the clock moved forward."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from services.notification.app import create_app
+from shared.clock import ManualClock
+from tests.integration.notification.helpers import (
+    action,
+    at_least,
+    cancelled_event,
+    coordonnees,
+    planned_event,
+    pseudo,
+    results,
+    send_actions,
+    send_coordonnees,
+)
+from tests.support import eventually, running
+
+# A Monday morning, Paris 11:00.
+NOW = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
+FAST = {"notification_scheduler_interval_seconds": 0.2}
+
+
+def settings_for(make_settings: Any, tmp_path: Any, **extra: Any) -> Any:
+    return make_settings("notification", data_dir=tmp_path, **FAST, **extra)
+
+
+async def _stored(mongo: Any, settings: Any, action_id: str) -> dict[str, Any] | None:
+    return await mongo[settings.database_name]["actions"].find_one({"_id": action_id})
+
+
+async def test_a_letter_due_in_nine_months_fires_once_when_the_clock_reaches_it_across_a_restart(
+    topics: str, make_settings: Any, mongo: Any, tmp_path: Any
+) -> None:
+    settings = settings_for(make_settings, tmp_path)
+    clock = ManualClock(NOW)
+    p = pseudo()
+    due = NOW + timedelta(days=275)
+    letter = action(p, due)
+    await send_coordonnees(settings, coordonnees(p, NOW))
+    await send_actions(settings, planned_event(letter, NOW))
+
+    async with running(create_app(settings, clock=clock)):
+        await eventually(lambda: _stored(mongo, settings, letter.action_id))
+        clock.set(due - timedelta(days=1))  # eight months and 29 days later: not yet
+        await asyncio.sleep(1.5)
+    assert await results(settings) == []
+
+    # The service was stopped; the timer is data: a new instance fires it when due.
+    clock.set(due + timedelta(minutes=1))
+    async with running(create_app(settings, clock=clock)):
+        got = await at_least(settings, 1)
+        await asyncio.sleep(1.5)  # more ticks: nothing else fires
+    got = await results(settings)
+    assert len(got) == 1
+    r = got[0]["data"]
+    assert (r["action_id"], r["statut"], r["canal"]) == (letter.action_id, "envoye", "courrier")
+    assert got[0]["_key"] == p
+    day = (tmp_path / "letters").iterdir().__next__()
+    assert (day / f"{letter.action_id}.pdf").exists()
+    doc = await _stored(mongo, settings, letter.action_id)
+    assert doc is not None and doc["statut"] == "terminee"
+    assert await mongo[settings.database_name]["minuteries"].count_documents({}) == 0
+
+
+async def test_an_action_cancelled_before_its_due_time_never_fires(
+    topics: str, make_settings: Any, mongo: Any, tmp_path: Any
+) -> None:
+    settings = settings_for(make_settings, tmp_path)
+    clock = ManualClock(NOW)
+    p = pseudo()
+    cancelled = action(p, NOW + timedelta(days=30))
+    kept = action(p, NOW + timedelta(days=31), modele="seniors-p1-information")
+    await send_coordonnees(settings, coordonnees(p, NOW))
+    await send_actions(settings, planned_event(cancelled, NOW), planned_event(kept, NOW),
+                       cancelled_event(cancelled, NOW + timedelta(days=2)))
+    async with running(create_app(settings, clock=clock)):
+        async def cancelled_stored() -> bool:
+            doc = await _stored(mongo, settings, cancelled.action_id)
+            return doc is not None and doc["statut"] == "annulee"
+        await eventually(cancelled_stored)
+        clock.set(NOW + timedelta(days=40))
+        got = await at_least(settings, 1)
+        await asyncio.sleep(1.5)
+    got = await results(settings)
+    assert [g["data"]["action_id"] for g in got] == [kept.action_id]
+    assert not list((tmp_path / "letters").rglob(f"{cancelled.action_id}*.pdf"))
