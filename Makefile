@@ -36,7 +36,7 @@ down: $(STAMP)
 	$(INFRA) down
 
 run: $(STAMP)
-	$(BIN)/python -m deploy.local.demo
+	$(BIN)/python -m deploy.local.demo $(ARGS)
 
 # The dashboard test drives a real headless Chromium: Debian's chromium and chromedriver,
 # installed on first use when missing (the machine reaches Debian's package mirrors).
