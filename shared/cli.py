@@ -92,6 +92,13 @@ async def _partitions(consumer: Any, topic: str) -> list[Any]:
     return [TopicPartition(topic, p) for p in sorted(parts)]
 
 
+def _security() -> dict[str, Any]:
+    """Kafka client security options from the settings (empty with PLAINTEXT)."""
+    from shared.kafka import kafka_client_config
+
+    return kafka_client_config(settings())
+
+
 async def read_records(bootstrap: str, topic: str, *, partitions: Iterable[int] | None = None,
                        group: str | None = None, limit: int | None = None,
                        on_progress: Callable[[int, int], None] | None = None,
@@ -102,7 +109,8 @@ async def read_records(bootstrap: str, topic: str, *, partitions: Iterable[int] 
     from aiokafka import AIOKafkaConsumer
 
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group,
-                                enable_auto_commit=False, auto_offset_reset="earliest")
+                                enable_auto_commit=False, auto_offset_reset="earliest",
+                                **_security())
     await consumer.start()
     try:
         tps = await _partitions(consumer, topic)
@@ -196,7 +204,7 @@ async def _publish(s: Settings, events: list[Any], key: str | None) -> int:
 
     from shared.cloudevents import CONTENT_TYPE
 
-    producer = AIOKafkaProducer(bootstrap_servers=s.kafka_bootstrap_servers, acks="all",
+    producer = AIOKafkaProducer(bootstrap_servers=s.kafka_bootstrap_servers, **_security(), acks="all",
                                 enable_idempotence=True, client_id="parcours-cli")
     await producer.start()
     try:
@@ -426,7 +434,7 @@ async def replay(s: Settings, topic_name: str, *, code: str | None = None,
                         description=f"replaying {s.topic(topic_name)}")
     producer = None if dry_run else AIOKafkaProducer(
         bootstrap_servers=s.kafka_bootstrap_servers, acks="all", enable_idempotence=True,
-        client_id="parcours-cli-replay")
+        client_id="parcours-cli-replay", **_security())
     try:
         if producer is not None:
             await producer.start()
@@ -529,8 +537,8 @@ async def topic_status(s: Settings) -> tuple[dict[str, dict[int, int]], list[Gro
     from aiokafka.admin import AIOKafkaAdminClient
     from aiokafka.structs import TopicPartition
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=s.kafka_bootstrap_servers)
-    consumer = AIOKafkaConsumer(bootstrap_servers=s.kafka_bootstrap_servers)
+    admin = AIOKafkaAdminClient(bootstrap_servers=s.kafka_bootstrap_servers, **_security())
+    consumer = AIOKafkaConsumer(bootstrap_servers=s.kafka_bootstrap_servers, **_security())
     await admin.start()
     await consumer.start()
     try:
@@ -599,7 +607,8 @@ def topics_ensure() -> None:
     from shared.topics import ensure_topics
 
     s = settings()
-    report = asyncio.run(ensure_topics(s.kafka_bootstrap_servers, s.topic_prefix))
+    report = asyncio.run(ensure_topics(s.kafka_bootstrap_servers, s.topic_prefix,
+                                       admin_config=_security()))
     for name, result in sorted(report.items()):
         console.print(f"{name:<40} {result}")
     if any(r not in ("ok", "created") for r in report.values()):

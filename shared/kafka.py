@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import ssl
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -32,6 +33,12 @@ from faststream.exceptions import NackMessage
 from faststream.kafka import KafkaBroker, KafkaRouter
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from faststream.message import StreamMessage, decode_message
+from faststream.security import (
+    BaseSecurity,
+    SASLPlaintext,
+    SASLScram256,
+    SASLScram512,
+)
 from prometheus_client import CollectorRegistry, Counter
 from pydantic import ValidationError
 
@@ -114,6 +121,65 @@ def _with_json_type(msg: StreamMessage[Any]) -> Any:
     return _JsonView(msg)
 
 
+def kafka_ssl_context(settings: Settings) -> ssl.SSLContext | None:
+    """The TLS context of the SSL and SASL_SSL protocols (None otherwise): the system's trust
+    store or ``kafka_ssl_cafile``, the client certificate for mutual TLS if given."""
+    if settings.kafka_security_protocol not in ("SSL", "SASL_SSL"):
+        return None
+    context = ssl.create_default_context(
+        cafile=str(settings.kafka_ssl_cafile) if settings.kafka_ssl_cafile else None
+    )
+    if settings.kafka_ssl_certfile is not None:
+        context.load_cert_chain(
+            str(settings.kafka_ssl_certfile),
+            str(settings.kafka_ssl_keyfile) if settings.kafka_ssl_keyfile else None,
+        )
+    context.check_hostname = settings.kafka_ssl_check_hostname
+    return context
+
+
+def kafka_client_config(settings: Settings) -> dict[str, Any]:
+    """Security options of every aiokafka client (producer, consumer, admin) of a service:
+    ``AIOKafkaProducer(bootstrap_servers=..., **kafka_client_config(settings))``.
+
+    Empty with PLAINTEXT (the local default), so clients behave exactly as before.
+    """
+    protocol = settings.kafka_security_protocol
+    if protocol == "PLAINTEXT":
+        return {}
+    config: dict[str, Any] = {"security_protocol": protocol}
+    context = kafka_ssl_context(settings)
+    if context is not None:
+        config["ssl_context"] = context
+    if protocol.startswith("SASL_"):
+        password = settings.kafka_sasl_password
+        config.update(
+            sasl_mechanism=settings.kafka_sasl_mechanism,
+            sasl_plain_username=settings.kafka_sasl_username,
+            sasl_plain_password=password.get_secret_value() if password is not None else None,
+        )
+    return config
+
+
+def broker_security(settings: Settings) -> BaseSecurity | None:
+    """The FastStream security object matching the settings (None with PLAINTEXT)."""
+    protocol = settings.kafka_security_protocol
+    if protocol == "PLAINTEXT":
+        return None
+    context = kafka_ssl_context(settings)
+    if protocol == "SSL":
+        return BaseSecurity(ssl_context=context, use_ssl=True)
+    kind = {"SCRAM-SHA-512": SASLScram512, "SCRAM-SHA-256": SASLScram256,
+            "PLAIN": SASLPlaintext}[settings.kafka_sasl_mechanism]
+    password = settings.kafka_sasl_password
+    return kind(
+        settings.kafka_sasl_username or "",
+        password.get_secret_value() if password is not None else "",
+        ssl_context=context,
+        use_ssl=protocol == "SASL_SSL",
+    )
+
+
 def make_broker(
     settings: Settings,
     *,
@@ -121,6 +187,8 @@ def make_broker(
     logger: Any = None,
     security: Any = None,
 ) -> KafkaBroker:
+    """The service's FastStream broker. ``security`` defaults to the settings' own
+    (:func:`broker_security`)."""
     middlewares: list[Any] = []
     if registry is not None:
         middlewares.append(
@@ -140,7 +208,7 @@ def make_broker(
         logger=logger if logger is not None else get_logger("faststream"),
         log_level=logging.DEBUG,  # one line per message is for debugging, not production
         middlewares=middlewares,
-        security=security,
+        security=security if security is not None else broker_security(settings),
     )
 
 
@@ -194,6 +262,12 @@ class RawProducer:
             enable_idempotence=True,
             **config,
         )
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **config: Any) -> RawProducer:
+        """The service's raw producer, with the settings' security options."""
+        return cls(settings.kafka_bootstrap_servers, settings.client_id,
+                   **{**kafka_client_config(settings), **config})
 
     async def start(self) -> None:
         await self._producer.start()

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from datetime import time
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "PARCOURS_"
@@ -17,7 +18,8 @@ ENV_PREFIX = "PARCOURS_"
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX, env_file=".env", env_file_encoding="utf-8", extra="ignore"
+        env_prefix=ENV_PREFIX, env_file=".env", env_file_encoding="utf-8", extra="ignore",
+        hide_input_in_errors=True,  # a rejected value may be a secret: never echo it
     )
 
     service_name: str = Field(
@@ -162,6 +164,107 @@ class Settings(BaseSettings):
         None, description="notification: the parcours catalogue (read only, for the steps' texts "
         "used by the generic letter); default services/orientation/catalogue.yaml."
     )
+
+    # ---- security (docs/security.md): Kafka client security, secrets from files, production guard
+    environment: Literal["development", "test", "production"] = Field(
+        "development",
+        description="Deployment kind. In production the service refuses to start with a dev "
+        "default secret, a short pseudonym key or an unauthenticated Kafka connection.",
+    )
+    pseudonym_key_file: Path | None = Field(
+        None,
+        description="File holding the pseudonym key (a mounted secret); replaces pseudonym_key.",
+    )
+    api_key_pepper_file: Path | None = Field(
+        None,
+        description="File holding the API key pepper (a mounted secret); replaces api_key_pepper.",
+    )
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="Kafka security protocol of every client (SASL_SSL in production)."
+    )
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] = Field(
+        "SCRAM-SHA-512", description="Kafka SASL mechanism (with SASL_PLAINTEXT or SASL_SSL)."
+    )
+    kafka_sasl_username: str | None = Field(
+        None, description="Kafka SASL user: this service's own principal (deploy/acls.yaml)."
+    )
+    kafka_sasl_password_file: Path | None = Field(
+        None, description="File holding the Kafka SASL password (a mounted secret, read when a "
+        "client connects: a rotated password is picked up at the next start)."
+    )
+    kafka_ssl_cafile: Path | None = Field(
+        None, description="CA bundle (PEM) that signed the brokers' certificates (SSL, SASL_SSL); "
+        "default: the system's trust store."
+    )
+    kafka_ssl_certfile: Path | None = Field(
+        None, description="Client certificate (PEM) for mutual TLS (optional)."
+    )
+    kafka_ssl_keyfile: Path | None = Field(
+        None, description="Private key (PEM) of kafka_ssl_certfile (optional)."
+    )
+    kafka_ssl_check_hostname: bool = Field(
+        True, description="Check that the broker's certificate names its host (keep true)."
+    )
+
+    # ---- HTTP security, retention (docs/security.md "HTTP", "Retention", "Audit"; shared/auth.py)
+    auth_issuer: str = Field(
+        "parcours-dev", description="Expected `iss` of agents' bearer tokens (the OIDC issuer)."
+    )
+    auth_audience: str = Field("parcours", description="Expected `aud` of agents' bearer tokens.")
+    auth_jwt_secret: SecretStr | None = Field(
+        SecretStr("dev-only-jwt-secret-change-me-0123456789"),
+        description="HS256 secret of bearer tokens (development, tests, demo); unset it to accept "
+        "only asymmetric keys. Never the dev default in production.",
+    )
+    auth_jwt_secret_file: Path | None = Field(
+        None, description="File holding the HS256 secret (a mounted secret); replaces auth_jwt_secret."
+    )
+    auth_public_key_files: list[Path] = Field(
+        default_factory=list, description="PEM public keys (RS256/ES256) that may sign tokens, "
+        "JSON list of paths."
+    )
+    auth_jwks_url: str | None = Field(
+        None, description="JWKS URL of the OIDC issuer (keys chosen by `kid`, cached)."
+    )
+    auth_algorithms: list[str] = Field(
+        ["HS256", "RS256", "ES256"], description="Accepted token signature algorithms."
+    )
+    http_metrics_public: bool = Field(
+        True, description="Serve /metrics without a token (else any authenticated role)."
+    )
+    http_docs_public: bool = Field(
+        True, description="Serve /docs and /openapi.json without a token (else /openapi.json "
+        "needs any authenticated role and /docs is not served). Set false in production."
+    )
+    reporting_dashboard_public: bool = Field(
+        False, description="reporting: serve the dashboard's data without a token (the page "
+        "itself is always served; it sends the token the reader pastes into it)."
+    )
+    retention_days: int = Field(
+        365, ge=0, description="Days personal data of a closed case is kept before it is purged."
+    )
+    retention_days_by_parcours: dict[str, int] = Field(
+        default_factory=dict, description="Per-parcours retention in days (JSON object), "
+        "overriding retention_days."
+    )
+    retention_interval_seconds: float = Field(
+        3600.0, description="How often each service runs its purge job."
+    )
+
+    @model_validator(mode="after")
+    def _secrets_and_production_guard(self) -> Settings:
+        from shared.secrets import check_settings
+
+        check_settings(self)
+        return self
+
+    @property
+    def kafka_sasl_password(self) -> SecretStr | None:
+        """The Kafka SASL password, read from kafka_sasl_password_file (None without it)."""
+        from shared.secrets import read_secret_file
+
+        path = self.kafka_sasl_password_file
+        return None if path is None else read_secret_file(path, "kafka_sasl_password")
 
     @property
     def database_name(self) -> str:

@@ -79,11 +79,26 @@ def prefix() -> str:
 
 
 @pytest.fixture
-async def topics(infra: Endpoints, prefix: str) -> str:
-    """The declared topics, created under this test's prefix. Returns the prefix."""
+async def topics(infra: Endpoints, prefix: str) -> AsyncIterator[str]:
+    """The declared topics, created under this test's prefix, deleted after the test (a
+    session's thousands of partitions would otherwise weigh on the broker). Yields the prefix."""
     report = await ensure_topics(infra.bootstrap_servers, prefix)
     assert all(v in ("created", "ok") for v in report.values()), report
-    return prefix
+    yield prefix
+    await delete_topics(infra.bootstrap_servers, prefix)
+
+
+async def delete_topics(bootstrap_servers: str, prefix: str) -> None:
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    await admin.start()
+    try:
+        mine = [t for t in await admin.list_topics() if t.startswith(prefix)]
+        if mine:
+            await admin.delete_topics(mine)
+    finally:
+        await admin.close()
 
 
 @pytest.fixture

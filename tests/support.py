@@ -103,3 +103,22 @@ class running:
     async def __aexit__(self, *exc: Any) -> None:
         await self.client.aclose()
         await self._lifespan.__aexit__(*exc)
+
+
+# ---- bearer tokens (shared/auth.py): every settings built by the tests keep the dev HS256 secret
+
+def token(role: str | list[str], site: str | None = "91", sub: str | None = None,
+          settings: Any = None, **claims: Any) -> str:
+    """A valid bearer token: ``token("agent", "91")``, ``token(["superviseur"], "17")``."""
+    from shared.auth import mint
+    from shared.settings import Settings
+
+    roles = [role] if isinstance(role, str) else list(role)
+    return mint(settings or Settings(), sub or f"{roles[0]}.{site or 'national'}", roles, site,
+                **claims)
+
+
+def auth_headers(role: str | list[str], site: str | None = "91", sub: str | None = None,
+                 settings: Any = None, **claims: Any) -> dict[str, str]:
+    """``{"Authorization": "Bearer <token>"}`` for httpx calls."""
+    return {"Authorization": f"Bearer {token(role, site, sub, settings, **claims)}"}

@@ -48,6 +48,7 @@ from rich.table import Table
 from deploy.local.generator import PARTENAIRES, Departement, Item, counts
 from deploy.local.infra import SERVICES, InfraError, LocalInfra, infra_from_env, port_open
 from shared import topics as t
+from shared.auth import mint
 from shared.clock import FileOffsetClock, read_offset, write_offset
 from shared.settings import Settings
 
@@ -299,14 +300,15 @@ async def observe(infra: LocalInfra, items: list[Item], partners: list[DemoPartn
             checked = people[:25]
             for p in checked:
                 r = await _try(http.get(
-                    f"{base['orientation']}/v1/personnes/{pseudonym_of(p.nir, s)}/dossiers"))
+                    f"{base['orientation']}/v1/personnes/{pseudonym_of(p.nir, s)}/dossiers",
+                    headers=_bearer(s, "superviseur", site)))
                 if r is not None and r.status_code == 200 and r.json():
                     with_case += 1
             found["orientation"] = {"people_checked": len(checked), "with_a_case": with_case}
         if "notification" in base:
             found["notification"] = await _get_json(
                 http, f"{base['notification']}/v1/taches?site={site}&limite=500",
-                {"X-Agent": "demo"},
+                _bearer(s, "agent", site),
                 lambda b: {"tasks": len(b) if isinstance(b, list) else
                            b.get("total", len(b.get("elements", b.get("taches", []))))})
         if "reporting" in base:
@@ -368,11 +370,21 @@ def print_summary(infra: LocalInfra, sample: dict[str, int], report: FeedReport,
         f"Letters and print batches  {infra.state / 'data'}"
         + ("" if "notification" in exists else "  (once notification is built)"),
         f"Agents' phone queue        {url('notification', f'/v1/taches?site={site}', 'the queue')}"
-        + ("  (header X-Agent: <agent id>)" if "notification" in exists else ""),
+        + ("  (header Authorization: Bearer <agent token below>)" if "notification" in exists
+           else ""),
         "API docs (OpenAPI)         " + ("\n                           ".join(
             f"http://127.0.0.1:{ports[n]}/docs  ({n})" for n in SERVICES if n in exists)
             or "(no service yet)"),
     ]
+    demo = Settings(service_name="demo")
+    lines.append("Demo tokens (12 h, signed with the dev key PARCOURS_AUTH_JWT_SECRET; "
+                 "mint others: python -m shared.auth token <sub> <role> <site>)")
+    for role in ("agent", "superviseur", "lecteur-indicateurs"):
+        minted = mint(demo, f"demo.{role}", [role], site, ttl_seconds=43200)
+        lines.append(f"  {role + ':':<21}{minted}")
+    if "reporting" in exists:
+        lines.append(f"  dashboard: {url('reporting', '/tableau-de-bord', 'the dashboard')}#jeton="
+                     + mint(demo, "demo.lecteur", ["lecteur-indicateurs"], site, ttl_seconds=43200))
     if partners and "signalement" in exists:
         lines.append(f"Partner API key (demo)     {partners[0].api_key}  ({partners[0].nom})")
         lines.append(f"  try: curl -H 'X-API-Key: {partners[0].api_key}' "
@@ -552,6 +564,11 @@ def watch(infra: LocalInfra) -> None:
             if name not in reported and not proc.running():
                 reported.add(name)
                 say(f"[yellow]{name} stopped[/yellow]; see {proc.logfile}")
+
+
+def _bearer(s: Settings, role: str, site: str) -> dict[str, str]:
+    """A demo token of ``role`` at ``site`` (signed with the dev HS256 secret of the settings)."""
+    return {"Authorization": f"Bearer {mint(s, f'demo.{role}', [role], site)}"}
 
 
 if __name__ == "__main__":

@@ -234,14 +234,24 @@ class LocalInfra:
     kafka_port: int = 9092
     controller_port: int = 9093
     mongo_port: int = 27017
-    kafka_heap: str = "512m"
+    # Heap of the broker (PARCOURS_LOCAL_KAFKA_HEAP): a test session creates thousands of
+    # partitions (each test has its own topics), which 512 MiB does not hold.
+    kafka_heap: str = field(default_factory=lambda: os.environ.get("PARCOURS_LOCAL_KAFKA_HEAP", "1g"))
     service_ports: dict[str, int] = field(default_factory=lambda: dict(SERVICES))
+    # SASL/SCRAM and ACLs (docs/security.md): off by default. With sasl=True the broker has a
+    # SASL_PLAINTEXT listener (SCRAM-SHA-512) instead of PLAINTEXT, the StandardAuthorizer with
+    # allow.everyone.if.no.acl.found=false, super user `admin`, and SCRAM credentials for
+    # `sasl_users` (user -> password) created when the storage is formatted.
+    sasl: bool = False
+    sasl_users: dict[str, str] = field(default_factory=dict)
+    admin_password: str = field(default_factory=lambda: uuid.uuid4().hex)
 
     @classmethod
     def ephemeral(cls, state: Path, cache: Path = DEFAULT_CACHE) -> LocalInfra:
         """On free ports, for a test session."""
         return cls(state=state, cache=cache, kafka_port=free_port(), controller_port=free_port(),
-                   mongo_port=free_port(), service_ports={n: free_port() for n in SERVICES})
+                   mongo_port=free_port(), service_ports={n: free_port() for n in SERVICES},
+                   kafka_heap=os.environ.get("PARCOURS_LOCAL_KAFKA_HEAP", "2g"))
 
     @property
     def bootstrap_servers(self) -> str:
@@ -271,6 +281,55 @@ class LocalInfra:
         ferretdb_binary(self.cache)
 
     # ---- Kafka
+    def admin_client_config(self) -> dict[str, str]:
+        """aiokafka options of an admin (super user) client of this broker."""
+        if not self.sasl:
+            return {}
+        return {"security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": "SCRAM-SHA-512",
+                "sasl_plain_username": "admin", "sasl_plain_password": self.admin_password}
+
+    def _listener_config(self) -> list[str]:
+        if not self.sasl:
+            return [
+                f"listeners=PLAINTEXT://127.0.0.1:{self.kafka_port},"
+                f"CONTROLLER://127.0.0.1:{self.controller_port}",
+                f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.kafka_port}",
+                "controller.listener.names=CONTROLLER",
+                "inter.broker.listener.name=PLAINTEXT",
+                "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            ]
+        pw = self.admin_password
+        return [
+            f"listeners=SASL_PLAINTEXT://127.0.0.1:{self.kafka_port},"
+            f"CONTROLLER://127.0.0.1:{self.controller_port}",
+            f"advertised.listeners=SASL_PLAINTEXT://127.0.0.1:{self.kafka_port}",
+            "controller.listener.names=CONTROLLER",
+            "inter.broker.listener.name=SASL_PLAINTEXT",
+            "listener.security.protocol.map=CONTROLLER:SASL_PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT",
+            # clients and the broker itself: SCRAM (credentials live in the cluster metadata)
+            "sasl.enabled.mechanisms=SCRAM-SHA-512",
+            "sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512",
+            "listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config="
+            "org.apache.kafka.common.security.scram.ScramLoginModule required "
+            f'username="admin" password="{pw}";',
+            # the controller listener: PLAIN (SCRAM needs the metadata the controller serves)
+            "sasl.mechanism.controller.protocol=PLAIN",
+            "listener.name.controller.sasl.enabled.mechanisms=PLAIN",
+            "listener.name.controller.plain.sasl.jaas.config="
+            "org.apache.kafka.common.security.plain.PlainLoginModule required "
+            f'username="admin" password="{pw}" user_admin="{pw}";',
+            "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            "super.users=User:admin",
+            "allow.everyone.if.no.acl.found=false",
+        ]
+
+    def _scram_format_args(self) -> list[str]:
+        users = {"admin": self.admin_password, **self.sasl_users} if self.sasl else {}
+        args: list[str] = []
+        for user, password in users.items():
+            args += ["--add-scram", f"SCRAM-SHA-512=[name={user},password={password}]"]
+        return args
+
     def _kafka_config(self) -> Path:
         data = self.state / "kafka-data"
         props = self.state / "kafka" / "server.properties"
@@ -281,12 +340,7 @@ class LocalInfra:
                     "process.roles=broker,controller",
                     "node.id=1",
                     f"controller.quorum.voters=1@127.0.0.1:{self.controller_port}",
-                    f"listeners=PLAINTEXT://127.0.0.1:{self.kafka_port},"
-                    f"CONTROLLER://127.0.0.1:{self.controller_port}",
-                    f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.kafka_port}",
-                    "controller.listener.names=CONTROLLER",
-                    "inter.broker.listener.name=PLAINTEXT",
-                    "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+                    *self._listener_config(),
                     f"log.dirs={data}",
                     "num.partitions=1",
                     # Topics come from deploy/topics.yaml only; a typo must not create one.
@@ -308,7 +362,7 @@ class LocalInfra:
 
     def _java(self, lib: Path) -> list[str]:
         return [
-            "java", f"-Xms{self.kafka_heap}", f"-Xmx{self.kafka_heap}", "-XX:+UseG1GC",
+            "java", "-Xms256m", f"-Xmx{self.kafka_heap}", "-XX:+UseG1GC",
             "-Djava.awt.headless=true",
             f"-Djava.io.tmpdir={self.state / 'kafka' / 'tmp'}",
             f"-Dlog4j2.configurationFile={DEPLOY / 'kafka' / 'log4j2.properties'}",
@@ -329,7 +383,7 @@ class LocalInfra:
             cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
             fmt = subprocess.run(
                 [*self._java(lib), "kafka.tools.StorageTool", "format", "-t", cluster_id,
-                 "-c", str(props), "-g"],
+                 "-c", str(props), "-g", *self._scram_format_args()],
                 capture_output=True, text=True, check=False,
             )
             if fmt.returncode != 0:
@@ -355,7 +409,7 @@ class LocalInfra:
 
         async def probe() -> None:
             admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap_servers,
-                                        request_timeout_ms=5000)
+                                        request_timeout_ms=5000, **self.admin_client_config())
             await admin.start()
             try:
                 await admin.list_topics()
@@ -402,7 +456,8 @@ class LocalInfra:
 
         from shared.topics import ensure_topics
 
-        return asyncio.run(ensure_topics(self.bootstrap_servers, prefix))
+        return asyncio.run(ensure_topics(self.bootstrap_servers, prefix,
+                                         admin_config=self.admin_client_config() or None))
 
     # ---- services
     def service_env(self, name: str) -> dict[str, str]:

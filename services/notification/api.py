@@ -1,8 +1,10 @@
 """HTTP API of notification: the agents' phone-task queue, the story of an action ("why was
 this not sent?"), the daily print batches.
 
-Agents' authentication belongs to a later issue (9): for now the agent is named by the
-``X-Agent`` header (:func:`current_agent` is the seam to replace with a verified identity).
+Callers are authenticated by bearer tokens (shared/auth.py): an agent sees and works only
+the tasks of their site (a task of another site is 404: its existence does not leak); a
+supervisor sees the site's queue and the overdue list. Every read or change of a task is
+written to the audit trail (shared/audit.py).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from pydantic import BaseModel, Field
 
 from services.notification import rules
@@ -26,6 +28,8 @@ from services.notification.service import (
     rebuild_batch,
     record_outcome,
 )
+from shared.audit import AuditLog, MotifHeader
+from shared.auth import AGENT, SITE_PATTERN, SUPERVISEUR, Principal, require
 from shared.contracts import internes as i
 
 Statut = Literal["a-faire", "prise", "terminee"]
@@ -80,18 +84,31 @@ class ActionStory(BaseModel):
     historique: list[dict[str, Any]]
 
 
-AGENT_HEADER = Header(description="Agent identifier (issue 9 replaces it with authentication).")
+Agent = Annotated[Principal, Depends(require(AGENT))]
+AgentOuSuperviseur = Annotated[Principal, Depends(require(AGENT, SUPERVISEUR))]
+Superviseur = Annotated[Principal, Depends(require(SUPERVISEUR))]
+Site = Annotated[str | None, Query(pattern=SITE_PATTERN,
+                                   description="The site (default: yours); only yours is allowed.")]
 
 
-def current_agent(x_agent: Annotated[str | None, AGENT_HEADER] = None) -> str:
-    if not x_agent or not re.fullmatch(r"[A-Za-z0-9._@-]{1,80}", x_agent):
-        raise HTTPException(401, {"erreur": "agent-inconnu",
-                                  "message": "the X-Agent header names the agent"})
-    return x_agent
+def own_site(who: Principal, site: str | None) -> str:
+    """The caller's site; asking for another one is refused (403)."""
+    if not who.site:
+        raise HTTPException(403, {"erreur": "site-inconnu", "message": "your token names no site"})
+    if site is not None and site != who.site:
+        raise HTTPException(403, {"erreur": "autre-site",
+                                  "message": "you may only see your own site's tasks"})
+    return who.site
 
 
-def router(get_deps: Callable[[], Deps]) -> APIRouter:
+def router(get_deps: Callable[[], Deps], get_audit: Callable[[], AuditLog]) -> APIRouter:
     r = APIRouter(prefix="/v1")
+
+    async def task_of_site(task_id: str, who: Principal, deps: Deps) -> dict[str, Any]:
+        task = await deps.store.task(task_id[:200])
+        if task is None or not who.site or task.get("site") != who.site:
+            raise HTTPException(404, NO_TASK)
+        return task
 
     async def view(task: dict[str, Any], deps: Deps, now: datetime) -> Tache:
         contact = None
@@ -120,66 +137,75 @@ def router(get_deps: Callable[[], Deps]) -> APIRouter:
 
     @r.get("/taches", response_model=list[Tache], tags=["file des appels"],
            summary="Phone tasks of a site, by deadline")
-    async def list_tasks(site: Annotated[str, Query(max_length=3)],
+    async def list_tasks(who: AgentOuSuperviseur, site: Site = None,
                          statut: Annotated[Statut | None, Query()] = None,
                          limite: Annotated[int, Query(ge=1, le=500)] = 100,
-                         agent: str = Depends(current_agent)) -> list[Tache]:
+                         motif: MotifHeader = None) -> list[Tache]:
         deps = get_deps()
+        site = own_site(who, site)
+        await get_audit().by(who, "lister-taches", "site", site, motif)
         flt: dict[str, Any] = {"site": site}
         flt["statut"] = statut if statut else {"$ne": "terminee"}
         now = deps.clock.now()
         return [await view(t, deps, now) for t in await deps.store.tasks(flt, limite)]
 
     @r.get("/taches/en-retard", response_model=list[Tache], tags=["file des appels"],
-           summary="Open tasks past their deadline, all sites or one")
-    async def overdue(site: Annotated[str | None, Query(max_length=3)] = None,
+           summary="Open tasks of your site past their deadline (supervisors)")
+    async def overdue(who: Superviseur, site: Site = None,
                       limite: Annotated[int, Query(ge=1, le=500)] = 100,
-                      agent: str = Depends(current_agent)) -> list[Tache]:
+                      motif: MotifHeader = None) -> list[Tache]:
         deps = get_deps()
+        site = own_site(who, site)
+        await get_audit().by(who, "lister-retards", "site", site, motif)
         now = deps.clock.now()
-        flt: dict[str, Any] = {"statut": {"$ne": "terminee"}, "echeance": {"$lt": now}}
-        if site:
-            flt["site"] = site
+        flt: dict[str, Any] = {"statut": {"$ne": "terminee"}, "echeance": {"$lt": now},
+                               "site": site}
         return [await view(t, deps, now) for t in await deps.store.tasks(flt, limite)]
 
     @r.get("/taches/{task_id}", response_model=Tache, tags=["file des appels"])
-    async def get_task(task_id: str, agent: str = Depends(current_agent)) -> Tache:
+    async def get_task(task_id: str, who: AgentOuSuperviseur,
+                       motif: MotifHeader = None) -> Tache:
         deps = get_deps()
-        task = await deps.store.task(task_id)
-        if task is None:
-            raise HTTPException(404, {"erreur": "tache-inconnue", "message": "no such task"})
+        task = await task_of_site(task_id, who, deps)
+        await get_audit().by(who, "lire-tache", "tache", task["_id"], motif)
         return await view(task, deps, deps.clock.now())
 
     @r.post("/taches/{task_id}/prise", response_model=Tache, tags=["file des appels"],
             summary="Claim a task (409 if another agent holds it)",
             responses={409: {"description": "claimed by another agent, or closed"}})
-    async def claim(task_id: str, agent: str = Depends(current_agent)) -> Tache:
+    async def claim(task_id: str, who: Agent, motif: MotifHeader = None) -> Tache:
         deps = get_deps()
+        await task_of_site(task_id, who, deps)
         try:
-            task = await claim_task(task_id, agent, deps)
+            task = await claim_task(task_id, who.sub, deps)
         except TaskNotFound:
             raise HTTPException(404, NO_TASK) from None
         except TaskConflict as exc:
+            await get_audit().by(who, "prendre-tache", "tache", task_id, motif, exc.code)
             raise HTTPException(409, {"erreur": exc.code, "message": str(exc)}) from None
+        await get_audit().by(who, "prendre-tache", "tache", task_id, motif)
         return await view(task, deps, deps.clock.now())
 
     @r.post("/taches/{task_id}/issue", response_model=Tache, tags=["file des appels"],
             summary="Record the outcome of the call; it is published on parcours.resultats",
             responses={409: {"description": "another agent holds it, or another outcome exists"}})
-    async def outcome(task_id: str, body: IssueAppel,
-                      agent: str = Depends(current_agent)) -> Tache:
+    async def outcome(task_id: str, body: IssueAppel, who: Agent) -> Tache:
         deps = get_deps()
+        await task_of_site(task_id, who, deps)
         try:
-            task = await record_outcome(task_id, agent, body.issue, body.commentaire, deps)
+            task = await record_outcome(task_id, who.sub, body.issue, body.commentaire, deps)
         except TaskNotFound:
             raise HTTPException(404, NO_TASK) from None
         except TaskConflict as exc:
+            await get_audit().by(who, "issue-tache", "tache", task_id, body.issue, exc.code)
             raise HTTPException(409, {"erreur": exc.code, "message": str(exc)}) from None
+        await get_audit().by(who, "issue-tache", "tache", task_id, body.issue)
         return await view(task, deps, deps.clock.now())
 
     @r.get("/actions/{action_id}", response_model=ActionStory, tags=["actions"],
            summary="What happened to an action, and why (no personal data)")
-    async def story(action_id: str) -> ActionStory:
+    async def story(action_id: Annotated[str, Path(max_length=200)],
+                    who: AgentOuSuperviseur) -> ActionStory:
         doc = await get_deps().store.action(action_id)
         if doc is None:
             raise HTTPException(404, {"erreur": "action-inconnue", "message": "no such action"})
@@ -188,10 +214,11 @@ def router(get_deps: Callable[[], Deps]) -> APIRouter:
 
     @r.get("/lots-impression/{jour}", tags=["courriers"],
            summary="The print batch of a day (manifest): every letter once")
-    async def batch(jour: str) -> dict[str, Any]:
+    async def batch(jour: str, who: Superviseur, motif: MotifHeader = None) -> dict[str, Any]:
         if not _DAY.match(jour):
             raise HTTPException(422, {"erreur": "jour-invalide", "message": "YYYY-MM-DD expected"})
         deps = get_deps()
+        await get_audit().by(who, "lire-lot-impression", "lot-impression", jour, motif)
         path = await rebuild_batch(jour, deps)
         return json.loads(path.read_text(encoding="utf-8"))  # type: ignore[no-any-return]
 

@@ -12,16 +12,19 @@ from prometheus_client import CollectorRegistry
 
 from services.notification import api, handlers
 from services.notification.channels import EmailSender, HttpSmsSender, SmsSender, SmtpEmailSender
+from services.notification.retention import purge
 from services.notification.scheduler import Ownership, Scheduler
 from services.notification.service import Deps, Metrics, fire, policy_from
 from services.notification.store import NotificationStore
 from services.notification.templates import CATALOGUE, Templates
-from shared import topics
+from shared import auth, topics
+from shared.audit import AuditLog, audit_router
 from shared.clock import Clock, clock_from_settings
 from shared.http import health_router, install_error_handlers, metrics_router
 from shared.kafka import RawProducer, make_broker
 from shared.logging import configure_logging
 from shared.mongo import make_mongo_client, ping
+from shared.retention import PurgeLoop
 from shared.settings import Settings
 
 NAME = "notification"
@@ -54,7 +57,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         client = make_mongo_client(s.mongo_uri, s.mongo_timeout_ms, NAME)
-        raw = RawProducer(s.kafka_bootstrap_servers, s.client_id)
+        raw = RawProducer.from_settings(s)
         store = NotificationStore(client, s.database_name)
         sms_sender = sms or HttpSmsSender(s.notification_sms_url,
                                           _secret(s.notification_sms_token_file),
@@ -75,16 +78,22 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
             fire=lambda t: fire(t, deps), interval=s.notification_scheduler_interval_seconds)
         deps.wake = scheduler.wake
         holder["deps"] = deps
+        holder["audit"] = audit = AuditLog(client[s.database_name], deps.clock)
         app.state.deps = deps
         app.state.scheduler = scheduler
         app.state.ready_checks["mongo"] = lambda: ping(client)
         await store.setup()
+        await audit.setup()
         await raw.start()
         await broker.start()
         scheduler.start()
+        purger = PurgeLoop(lambda: purge(deps), s.retention_interval_seconds, NAME)
+        purger.start()
+        app.state.purge = lambda: purge(deps)
         try:
             yield
         finally:
+            await purger.stop()
             await scheduler.stop()
             await broker.stop()
             await raw.stop()
@@ -93,14 +102,19 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
             await client.close()
 
     broker.include_router(handlers.router_for(s, get_deps, ownership))
+    def get_audit() -> AuditLog:
+        return holder["audit"]  # type: ignore[no-any-return]
+
     app = FastAPI(
-        title="Parcours · notification", version="1.0.0", lifespan=lifespan,
+        title="Parcours · notification", version="1.0.0", lifespan=lifespan, **auth.docs_kwargs(s),
         description="Durable timers of planned actions; letters (PDF, print batches), e-mail, "
         "SMS; the agents' phone-task queue; every outcome on parcours.resultats.")
     app.state.ready_checks = {"kafka": lambda: broker.ping(2.0)}
-    app.include_router(api.router(get_deps))
+    auth.install(app, s)
+    app.include_router(api.router(get_deps, get_audit))
+    app.include_router(audit_router(get_audit))
     app.include_router(health_router(app.state.ready_checks))
-    app.include_router(metrics_router(registry))
+    app.include_router(metrics_router(registry), dependencies=auth.metrics_dependencies(s))
     install_error_handlers(app)
     app.state.broker = broker
     app.state.registry = registry

@@ -12,6 +12,7 @@ from typing import Any
 
 from faststream.kafka import KafkaMessage, KafkaRouter
 
+from services.notification.retention import forget_person
 from services.notification.scheduler import Ownership
 from services.notification.service import Deps, cancel_action, keep_coordonnees, plan_action
 from shared import topics
@@ -45,7 +46,15 @@ def router_for(s: Settings, get_deps: Callable[[], Deps], ownership: Ownership) 
         get_deps().wake()
 
     @r.subscriber(s.topic(topics.COORDONNEES), **subscriber_options(s, "notification-coordonnees"))
-    async def on_coordonnees(event: CloudEvent[dict[str, Any]]) -> None:
+    async def on_coordonnees(msg: KafkaMessage) -> None:
+        record = msg.raw_message
+        value, key = record.value, record.key  # type: ignore[union-attr]  # not a batch
+        if value is None:  # tombstone: the person's data was purged upstream (retention)
+            if not key:
+                raise ValueError("tombstone without a key on personnes.coordonnees")
+            await forget_person(key.decode("utf-8"), get_deps())
+            return
+        event = CloudEvent[dict[str, Any]].model_validate_json(value)
         if event.type != i.COORDONNEES:
             raise UnknownEventType(f"type {event.type!r} is not handled on {topics.COORDONNEES}")
         await keep_coordonnees(event, get_deps())

@@ -17,8 +17,9 @@ The guard, in order (the first that applies wins):
 6. channel: the first of the action's channels for which a safe recipient exists. A person at
    risk (violences intrafamiliales) is reached only on the channels designated for them, at the
    safe address / safe phone; never at the household address, never on the shared number → skip
-   ``securite-aucun-canal-sur`` when none is left; ``aucun-canal-disponible`` when contact data
-   lacks every channel;
+   ``securite-aucun-canal-sur`` when none is left (but an agent's phone task is still created,
+   without the household's number, when no safe number is known); ``aucun-canal-disponible``
+   when contact data lacks every channel;
 7. quiet hours (SMS and phone) → defer to the next allowed time.
 """
 
@@ -152,6 +153,11 @@ def choose_channel(action: i.ActionPlanifiee, c: i.Coordonnees) -> Send | Skip:
     blocked_for_safety = False
     for canal in action.canaux:
         recipient, unsafe = _recipient(canal, action.destinataire, c)
+        if unsafe and canal == "telephone" and action.kind in TASK_KINDS:
+            # An agent's call to a person at risk whose safe number is unknown: the task still
+            # goes to the agents' queue (a mandatory safety call must not vanish), without the
+            # household's number; the agent obtains a safe one (e.g. through the Caf).
+            return Send(canal, Recipient(nom=c.nom, prenom=c.prenom), task=True)
         blocked_for_safety |= unsafe
         if recipient is not None:
             return Send(canal, recipient, task=action.kind in TASK_KINDS and canal == "telephone")

@@ -3,6 +3,11 @@
 Read-only. Personal data never appears here: persons are known by pseudonym only, and the
 flags a case holds (some are sensitive, such as domestic violence) are not shown; the
 explanations already name a sensitive condition only as "de protection de la personne".
+
+Bearer tokens (shared/auth.py): a person's cases are read by the agents of the person's site
+(the départements of the territories of the case's actions; otherwise 404, the person's
+existence does not leak) and by supervisors; every read is in the audit trail. The catalogue
+is readable by any authenticated role.
 """
 
 from __future__ import annotations
@@ -11,12 +16,14 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Path
+from fastapi import APIRouter, Depends, HTTPException, Path
 from pydantic import BaseModel, Field
 
 from services.orientation.catalogue import Catalogue, Parcours
 from services.orientation.rules import Dossier, PersonContext
 from services.orientation.service import Deps
+from shared.audit import AuditLog, MotifHeader
+from shared.auth import AGENT, SUPERVISEUR, Principal, require
 from shared.contracts.internes import ActionKind, Canal
 
 
@@ -88,7 +95,13 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {
           "content": {"application/json": {"example": _erreur("...")}}}}
 
 
-def router(get_deps: Callable[[], Deps]) -> APIRouter:
+def sites(ctx: PersonContext) -> set[str]:
+    """The départements whose agents may read the person's cases."""
+    return {s.action.territoire.departement for d in ctx.dossiers for s in d.actions
+            if s.action.territoire.departement}
+
+
+def router(get_deps: Callable[[], Deps], get_audit: Callable[[], AuditLog]) -> APIRouter:
     r = APIRouter(prefix="/v1", tags=["agents"])
 
     @r.get("/personnes/{pseudonyme}/dossiers", response_model=PersonneVue, responses=NOT_FOUND,
@@ -96,23 +109,29 @@ def router(get_deps: Callable[[], Deps]) -> APIRouter:
     async def dossiers(
         pseudonyme: Annotated[str, Path(min_length=1, max_length=200,
                                         description="The person's pseudonym.")],
+        who: Annotated[Principal, Depends(require(AGENT, SUPERVISEUR))],
+        motif: MotifHeader = None,
     ) -> PersonneVue:
         deps = get_deps()
         etat = await deps.store.trouver(pseudonyme)
-        if etat is None:
+        visible = etat is not None and (who.has(SUPERVISEUR) or who.site in sites(etat.contexte))
+        await get_audit().by(who, "lire-dossiers", "personne", pseudonyme, motif,
+                             "ok" if visible else "introuvable")
+        if etat is None or not visible:
             raise HTTPException(404, _erreur(
                 f"aucun dossier d'orientation pour la personne de pseudonyme « {pseudonyme} »"))
         return vue_personne(etat.contexte, deps.catalogue)
 
     @r.get("/catalogue", response_model=Catalogue,
            summary="The parcours catalogue in use, with its version")
-    async def catalogue() -> Catalogue:
+    async def catalogue(who: Annotated[Principal, Depends(require())]) -> Catalogue:
         return get_deps().catalogue
 
     @r.get("/catalogue/{parcours}", response_model=Parcours, responses=NOT_FOUND,
            summary="One parcours of the catalogue")
     async def un_parcours(
         parcours: Annotated[str, Path(max_length=80, description="Parcours id.")],
+        who: Annotated[Principal, Depends(require())],
     ) -> Parcours:
         cat = get_deps().catalogue
         try:

@@ -18,13 +18,17 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.orientation import api, handlers
 from services.orientation.catalogue import DEFAULT_PATH, load_catalogue
+from services.orientation.retention import purge
 from services.orientation.service import Deps, Metrics, broker_publisher
 from services.orientation.store import OrientationStore
+from shared import auth
+from shared.audit import AuditLog, audit_router
 from shared.clock import Clock, clock_from_settings
 from shared.http import health_router, install_error_handlers, metrics_router
 from shared.kafka import RawProducer, make_broker
 from shared.logging import configure_logging, get_logger
 from shared.mongo import make_mongo_client, ping
+from shared.retention import PurgeLoop
 from shared.settings import Settings
 
 NAME = "orientation"
@@ -64,7 +68,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         client = make_mongo_client(settings.mongo_uri, settings.mongo_timeout_ms, NAME)
-        raw = RawProducer(settings.kafka_bootstrap_servers, settings.client_id)
+        raw = RawProducer.from_settings(settings)
         holder["deps"] = deps = Deps(
             settings=settings, store=OrientationStore(client, settings.database_name),
             clock=clock or clock_from_settings(settings.clock_file), catalogue=catalogue,
@@ -72,25 +76,39 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
             metrics=metrics, publier=broker_publisher(broker, settings),
         )
         app.state.deps = deps
+        audits["audit"] = AuditLog(client[settings.database_name], deps.clock)
+        await audits["audit"].setup()
         app.state.ready_checks["mongo"] = lambda: ping(client)
         await raw.start()
         await broker.start()
+        purger = PurgeLoop(lambda: purge(deps), settings.retention_interval_seconds, NAME)
+        purger.start()
+        app.state.purge = lambda: purge(deps)
         try:
             yield
         finally:
+            await purger.stop()
             await broker.stop()
             await raw.stop()
             await client.close()
 
     broker.include_router(handlers.router_for(settings, get_deps, registry))
+    audits: dict[str, AuditLog] = {}
+
+    def get_audit() -> AuditLog:
+        return audits["audit"]
+
     app = FastAPI(
         title="Parcours · orientation", version="1.0.0", lifespan=lifespan,
+        **auth.docs_kwargs(settings),
         description="The parcours catalogue as data, explainable decisions, cases per person, "
         f"arbitration and the death rule. Catalogue {catalogue.version}.")
     app.state.ready_checks = {"kafka": lambda: broker.ping(2.0)}
-    app.include_router(api.router(get_deps))
+    auth.install(app, settings)
+    app.include_router(api.router(get_deps, get_audit))
+    app.include_router(audit_router(get_audit))
     app.include_router(health_router(app.state.ready_checks))
-    app.include_router(metrics_router(registry))
+    app.include_router(metrics_router(registry), dependencies=auth.metrics_dependencies(settings))
     install_error_handlers(app)
     app.state.broker = broker
     app.state.registry = registry

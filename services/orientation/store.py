@@ -16,6 +16,16 @@ only by ``_id`` (the FerretDB subset, ARCHITECTURE.md)::
   (``rules.rejouer``), with the same ids, until they are acknowledged.
 - The journal is stored as a list (its order is the order of processing, and cause ids are
   never used as field names).
+
+Acknowledgements are not written into the person's document: on FerretDB (SQLite) every
+update by ``_id`` scans the whole collection (docs/adr/0007-ferretdb-write-cost.md), and
+this one happened for every input. ``publie`` *inserts* a marker into ``publies``
+(``_id`` = person, version, cause); ``charger`` drops from the outbox the causes acknowledged
+at the document's version (one read by ``_id`` per cause still in it). Reads by ``_id`` scan
+on FerretDB too (a hit stops at the row, a miss reads the whole table): ``connus`` records
+every person ever loaded, so that a person seen for the first time, the common case of a
+batch, is known to be new by one insert instead of a failed read. A new person costs three
+inserts and no read.
 """
 
 from __future__ import annotations
@@ -28,6 +38,7 @@ from pymongo import AsyncMongoClient
 from pymongo.errors import DuplicateKeyError
 
 from services.orientation.rules import PersonContext, Traitement
+from shared.ids import derive_id
 
 
 class ConflitEcriture(Exception):
@@ -85,17 +96,39 @@ class OrientationStore:
     def __init__(self, client: AsyncMongoClient[Any], database: str) -> None:
         self.db = client[database]
         self.personnes = self.db["personnes"]
+        self.publies = self.db["publies"]
+        self.connus = self.db["connus"]
 
     async def charger(self, pseudonyme: str) -> EtatPersonne:
-        """The person's state; an empty context (version 0) for someone never seen."""
+        """The person's state; an empty context (version 0) for someone never seen.
+
+        A person seen for the first time costs one insert into ``connus`` and no read: on
+        FerretDB (SQLite) a read by ``_id`` that finds nothing scans the whole collection.
+        """
+        try:
+            await self.connus.insert_one({"_id": pseudonyme})
+            return EtatPersonne(contexte=PersonContext(pseudonyme=pseudonyme))
+        except DuplicateKeyError:
+            pass
         doc = await self.personnes.find_one({"_id": pseudonyme})
         if doc is None:
             return EtatPersonne(contexte=PersonContext(pseudonyme=pseudonyme))
-        return depuis_document(doc)
+        return await self._sans_acquittes(depuis_document(doc))
 
     async def trouver(self, pseudonyme: str) -> EtatPersonne | None:
         doc = await self.personnes.find_one({"_id": pseudonyme})
-        return None if doc is None else depuis_document(doc)
+        return None if doc is None else await self._sans_acquittes(depuis_document(doc))
+
+    async def _sans_acquittes(self, etat: EtatPersonne) -> EtatPersonne:
+        """The state without the outbox entries acknowledged at its version."""
+        reste = []
+        for attente in etat.a_publier:
+            marque = _marque(etat.contexte.pseudonyme, etat.version, attente.cause)
+            if await self.publies.find_one({"_id": marque}) is None:
+                reste.append(attente)
+        if len(reste) == len(etat.a_publier):
+            return etat
+        return EtatPersonne(contexte=etat.contexte, version=etat.version, a_publier=tuple(reste))
 
     async def enregistrer(self, avant: EtatPersonne, contexte: PersonContext,
                           a_publier: tuple[EnAttente, ...], now: datetime) -> EtatPersonne:
@@ -122,7 +155,13 @@ class OrientationStore:
         """
         reste = tuple(e for e in etat.a_publier if e.cause != cause)
         if reste != etat.a_publier:
-            await self.personnes.update_one(
-                {"_id": etat.contexte.pseudonyme, "version": etat.version},
-                {"$set": {"a_publier": _outbox(reste)}})
+            try:
+                await self.publies.insert_one(
+                    {"_id": _marque(etat.contexte.pseudonyme, etat.version, cause)})
+            except DuplicateKeyError:
+                pass  # a redelivery acknowledged it already
         return EtatPersonne(contexte=etat.contexte, version=etat.version, a_publier=reste)
+
+
+def _marque(pseudonyme: str, version: int, cause: str) -> str:
+    return derive_id("publie", pseudonyme, str(version), cause)

@@ -11,12 +11,13 @@ from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from services.reporting import indicators as ind
 from services.reporting.handlers import Deps
 from services.reporting.lag import consumer_lag, freshness
+from shared.auth import LECTEUR, SUPERVISEUR, require
 from shared.logging import get_logger
 
 log = get_logger("reporting.api")
@@ -91,8 +92,13 @@ Objectif = Annotated[str, Query(description="conversion only: the goal's life ev
 Fenetre = Annotated[int, Query(ge=1, le=36, description="conversion only: window, months.")]
 
 
-def router(get_deps: Callable[[], Deps]) -> APIRouter:
-    r = APIRouter()
+def router(get_deps: Callable[[], Deps], *, dashboard_public: bool = False) -> APIRouter:
+    """Indicators for reporting readers and supervisors (no person-level data). The dashboard
+    page is always served; it sends the token the reader pasted into it (sessionStorage); its
+    data endpoint is open only with ``dashboard_public``."""
+    r = APIRouter(dependencies=[])
+    lecteur = [Depends(require(LECTEUR, SUPERVISEUR))]
+    tableau = [] if dashboard_public else lecteur
     cache = FactsCache()
 
     async def table_rows(table: str, f: ind.Filtre, params: dict[str, Any]) -> list[dict[str, Any]]:
@@ -137,7 +143,8 @@ def router(get_deps: Callable[[], Deps]) -> APIRouter:
             }
         )
 
-    @r.get("/v1/indicateurs", tags=["indicateurs"], summary="The tables and their definitions")
+    @r.get("/v1/indicateurs", tags=["indicateurs"], summary="The tables and their definitions",
+           dependencies=lecteur)
     async def catalogue() -> dict[str, Any]:
         return {
             "tables": [
@@ -159,6 +166,7 @@ def router(get_deps: Callable[[], Deps]) -> APIRouter:
         "/v1/indicateurs/{table}.csv",
         tags=["indicateurs"],
         summary="A table as CSV",
+        dependencies=lecteur,
         response_class=Response,
         responses={200: {"content": {"text/csv": {}}}},
     )
@@ -198,6 +206,7 @@ def router(get_deps: Callable[[], Deps]) -> APIRouter:
         "/v1/indicateurs/{table}",
         tags=["indicateurs"],
         summary="A table (JSON, or CSV with ?format=csv)",
+        dependencies=lecteur,
         response_class=Response,
         responses={200: {"content": {"application/json": {}, "text/csv": {}}}},
     )
@@ -253,6 +262,7 @@ def router(get_deps: Callable[[], Deps]) -> APIRouter:
         "/v1/etat",
         tags=["fraîcheur"],
         summary="Freshness of the indicators and consumer lag per topic and group",
+        dependencies=lecteur,
     )
     async def etat_route() -> dict[str, Any]:
         return await etat()
@@ -261,6 +271,7 @@ def router(get_deps: Callable[[], Deps]) -> APIRouter:
         "/v1/tableau-de-bord/donnees",
         tags=["tableau de bord"],
         summary="Everything the dashboard page draws, in one answer",
+        dependencies=tableau,
     )
     async def dashboard_data(
         du: Du = None, au: Au = None, granularite: Gran = "jour"

@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry
 from services.reporting import api, handlers
 from services.reporting.handlers import Deps, Metrics
 from services.reporting.store import ReportingStore
+from shared import auth
 from shared.clock import Clock, clock_from_settings
 from shared.http import health_router, install_error_handlers, metrics_router
 from shared.kafka import RawProducer, make_broker
@@ -40,7 +41,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         client = make_mongo_client(settings.mongo_uri, settings.mongo_timeout_ms, NAME)
-        raw = RawProducer(settings.kafka_bootstrap_servers, settings.client_id)
+        raw = RawProducer.from_settings(settings)
         holder["deps"] = deps = Deps(
             settings=settings,
             store=ReportingStore(client, settings.database_name),
@@ -64,14 +65,16 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         title="Parcours · reporting",
         version="1.0.0",
         lifespan=lifespan,
+        **auth.docs_kwargs(settings),
         description="Indicators of the parcours (volumes, 48-hour hand-over, drop-off, MisAS "
         "composite, relevance per detector, conversions), as JSON or CSV, and a "
         "dashboard page for operations teams. Pseudonymous data only.",
     )
     app.state.ready_checks = {"kafka": lambda: broker.ping(2.0)}
-    app.include_router(api.router(get_deps))
+    auth.install(app, settings)
+    app.include_router(api.router(get_deps, dashboard_public=settings.reporting_dashboard_public))
     app.include_router(health_router(app.state.ready_checks))
-    app.include_router(metrics_router(registry))
+    app.include_router(metrics_router(registry), dependencies=auth.metrics_dependencies(settings))
     install_error_handlers(app)
     app.state.broker = broker
     app.state.registry = registry

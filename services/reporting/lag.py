@@ -17,6 +17,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import TopicPartition
 
 from services.reporting.handlers import GROUPS
+from shared.kafka import kafka_client_config
 from shared.settings import Settings
 from shared.topics import load_topics
 
@@ -29,10 +30,11 @@ async def _consumer_lag(settings: Settings) -> list[dict[str, Any]]:
     prefix = settings.topic_prefix
     wanted = {settings.topic(name): name for name in load_topics()}
     admin = AIOKafkaAdminClient(
-        bootstrap_servers=settings.kafka_bootstrap_servers, client_id=f"{settings.client_id}-lag"
+        bootstrap_servers=settings.kafka_bootstrap_servers, client_id=f"{settings.client_id}-lag",
+        **kafka_client_config(settings),
     )
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
+        bootstrap_servers=settings.kafka_bootstrap_servers, **kafka_client_config(settings),
         client_id=f"{settings.client_id}-lag",
         enable_auto_commit=False,
     )

@@ -17,6 +17,7 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import OffsetAndMetadata, TopicPartition
 
 from services.reporting.handlers import GROUPS
+from shared.kafka import kafka_client_config
 from shared.settings import Settings
 
 
@@ -27,7 +28,7 @@ async def rewind_groups(settings: Settings) -> dict[str, int]:
     for topic, group in GROUPS.items():
         name = settings.topic(topic)
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=settings.kafka_bootstrap_servers,
+            bootstrap_servers=settings.kafka_bootstrap_servers, **kafka_client_config(settings),
             group_id=settings.topic_prefix + group,
             enable_auto_commit=False,
         )

@@ -15,7 +15,6 @@ from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from shared.contracts.evenements import Adresse, Email, Nir, Nom, Telephone
 from services.signalement import partners
 from services.signalement.partners import Partner
 from services.signalement.service import (
@@ -24,6 +23,8 @@ from services.signalement.service import (
     IdempotencyConflict,
     submit_referral,
 )
+from shared.audit import AuditLog
+from shared.contracts.evenements import Adresse, Email, Nir, Nom, Telephone
 
 Situation = Literal["renoncement-aux-soins", "difficulte-acces-aux-droits", "rupture-de-droits",
                     "besoin-complementaire-sante", "autre"]
@@ -135,7 +136,7 @@ def _view(doc: dict[str, Any]) -> SignalementVue:
     )
 
 
-def router(get_deps: Callable[[], Deps]) -> APIRouter:
+def router(get_deps: Callable[[], Deps], get_audit: Callable[[], AuditLog]) -> APIRouter:
     api = APIRouter(prefix="/v1", tags=["signalements"])
     limiter: list[RateLimiter] = []
 
@@ -161,6 +162,8 @@ def router(get_deps: Callable[[], Deps]) -> APIRouter:
                                 headers={"Retry-After": "60"})
         return found
 
+    partner.__auth_doc__ = "partner (X-API-Key)"  # type: ignore[attr-defined]
+
     @api.post("/signalements", status_code=202, response_model=AccuseReception,
               summary="Signal a person (fiche de signalement)",
               responses={401: {}, 409: {}, 413: {}, 422: {}, 429: {}})
@@ -183,7 +186,10 @@ def router(get_deps: Callable[[], Deps]) -> APIRouter:
              summary="A referral of yours and its status history", responses={401: {}, 404: {}})
     async def one(reference: str, who: Annotated[Partner, Depends(partner)]) -> SignalementVue:
         doc = await get_deps().store.referral(reference[:100])
-        if doc is None or doc.get("partenaire") != who.id:
+        ours = doc is not None and doc.get("partenaire") == who.id
+        await get_audit().record(f"partenaire:{who.id}", "lire-signalement", "signalement",
+                                 reference[:100], resultat="ok" if ours else "introuvable")
+        if doc is None or not ours:
             raise HTTPException(404, {"erreur": "introuvable",
                                       "message": "no referral of yours has this reference"})
         return _view(doc)
@@ -194,6 +200,8 @@ def router(get_deps: Callable[[], Deps]) -> APIRouter:
                    page: Annotated[int, Query(ge=1, le=10_000)] = 1,
                    taille: Annotated[int, Query(ge=1, le=100)] = 20) -> Page:
         total, docs = await get_deps().store.referrals_of(who.id, (page - 1) * taille, taille)
+        await get_audit().record(f"partenaire:{who.id}", "lister-signalements", "partenaire",
+                                 who.id)
         return Page(total=total, page=page, taille=taille, elements=[_view(d) for d in docs])
 
     return api

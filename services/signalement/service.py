@@ -8,6 +8,7 @@ on redelivery, which re-publishes only what was not yet marked published, with t
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import uuid
@@ -83,16 +84,45 @@ class BatchReport:
 @dataclass
 class _Outgoing:
     events: list[tuple[str, CloudEvent[Any], str]] = field(default_factory=list)
-    published_keys: list[str] = field(default_factory=list)
+    published: list[dict[str, Any]] = field(default_factory=list)  # markers: _id, demande_id
     rejects: list[tuple[ConsumerRecord[Any, Any], Reason]] = field(default_factory=list)
+
+
+@dataclass
+class _Prepared:
+    """An accepted record, routed, waiting for its demand to be stored."""
+
+    record: ConsumerRecord[Any, Any]
+    accepted: Accepted
+    key: str
+    pseudo: str
+    demande: i.Demande
+    coordonnees: i.Coordonnees
+
+
+@dataclass
+class _Flags:
+    """Per batch: each person's flags as read, as they become, and their stored version."""
+
+    read: dict[str, tuple[PersonFlags, int]] = field(default_factory=dict)
+    current: dict[str, PersonFlags] = field(default_factory=dict)
 
 
 def _headers(record: ConsumerRecord[Any, Any]) -> dict[str, bytes]:
     return {k.lower(): v for k, v in (record.headers or ()) if v is not None}
 
 
+FLAG_READS_IN_FLIGHT = 16
+
+
 async def take_life_events(records: tuple[ConsumerRecord[Any, Any], ...], deps: Deps) -> BatchReport:
-    """One batch of ``evenements-vie``: accepted ones downstream, the others to the rejects."""
+    """One batch of ``evenements-vie``: accepted ones downstream, the others to the rejects.
+
+    The database work is batched (docs/performance.md): one insert of the claims, the
+    persons' flags read concurrently, one insert of the demands, one insert of the
+    published markers; per record only a read by ``_id`` on rare paths (redelivery,
+    correction, second source).
+    """
     now = deps.clock.now()
     today = now.astimezone(PARIS).date()
     report = BatchReport(received=len(records))
@@ -107,31 +137,44 @@ async def take_life_events(records: tuple[ConsumerRecord[Any, Any], ...], deps: 
         accepted.append((record, a, event_key(a.event.source, a.event.id)))
 
     claims = [{"_id": key, "source": a.event.source, "id": a.event.id, "evenement": a.name,
-               "recu_le": now, "publie": False} for _, a, key in _first_of_each(accepted)]
+               "recu_le": now} for _, a, key in _first_of_each(accepted)]
     already = await deps.store.claim_events(claims)
-    flags_cache: dict[str, PersonFlags] = {}
+    todo: list[tuple[ConsumerRecord[Any, Any], Accepted, str]] = []
+    seen: set[str] = set()
     for record, a, key in accepted:
-        if key in already:
-            previous = await deps.store.event(key)
-            if previous is not None and previous.get("publie"):
-                report.duplicates += 1
-                deps.metrics.duplicates.labels("redelivery").inc()
-                continue
-        elif key in out.published_keys:
+        if key in seen:  # the same CloudEvent twice in one batch
             report.duplicates += 1
             continue
+        seen.add(key)
+        if key in already and await deps.store.event(key) is not None:
+            report.duplicates += 1
+            deps.metrics.duplicates.labels("redelivery").inc()
+            continue
+        todo.append((record, a, key))
+
+    pseudos = {a.event.id: deps.pseudonymizer.pseudonym(a.data.assure.nir) for _, a, _ in todo}
+    flags = _Flags(read=await _read_flags(set(pseudos.values()), deps.store))
+    links: dict[str, str] = {}  # event key -> demande_id, for corrections within the batch
+    prepared: list[_Prepared] = []
+    for record, a, key in todo:
         try:
-            await _route(record, a, key, now, deps, out, flags_cache, report)
+            p = await _prepare(record, a, key, pseudos[a.event.id], now, deps, flags, links)
         except Rejected as exc:
             out.rejects.append((record, exc.reason))
-            out.published_keys.append(key)
+            out.published.append({"_id": key})
+            continue
         except TRANSIENT:
             raise
         except Exception as exc:  # a bug must not block the batch nor lose the record
             log.exception("unexpected error on one record; sent to the rejects")
             out.rejects.append((record, Reason("erreur.interne", describe_error(exc))))
-            out.published_keys.append(key)
+            out.published.append({"_id": key})
+            continue
+        links[key] = p.demande.demande_id
+        prepared.append(p)
 
+    await _write_flags(flags, deps.store)
+    await _store_demands(prepared, now, deps, out, report)
     await _send(out, deps)
     for _, reason in out.rejects:
         report.rejected[reason.code] += 1
@@ -150,51 +193,80 @@ def _first_of_each(items: list[tuple[Any, Accepted, str]]) -> list[tuple[Any, Ac
     return firsts
 
 
-async def _route(record: ConsumerRecord[Any, Any], a: Accepted, key: str, now: datetime,
-                 deps: Deps, out: _Outgoing, flags_cache: dict[str, PersonFlags],
-                 report: BatchReport) -> None:
-    pseudo = deps.pseudonymizer.pseudonym(a.data.assure.nir)
+async def _read_flags(pseudos: set[str],
+                      store: SignalementStore) -> dict[str, tuple[PersonFlags, int]]:
+    """Every person's flags: none for a person never seen; the others read concurrently."""
+    gate = asyncio.Semaphore(FLAG_READS_IN_FLIGHT)
+    known = await store.persons_seen(sorted(pseudos))
+    flags = {p: (PersonFlags(), 0) for p in pseudos - known}
+
+    async def one(pseudo: str) -> tuple[str, tuple[PersonFlags, int]]:
+        async with gate:
+            return pseudo, await store.person_flags(pseudo)
+
+    flags.update(await asyncio.gather(*(one(p) for p in known)))
+    return flags
+
+
+async def _write_flags(flags: _Flags, store: SignalementStore) -> None:
+    """Append a new version for each person whose flags changed in this batch."""
+    changed = [(p, f) for p, f in flags.current.items() if f != flags.read[p][0]]
+    await asyncio.gather(*(store.set_person_flags(p, f, flags.read[p][1]) for p, f in changed))
+
+
+async def _prepare(record: ConsumerRecord[Any, Any], a: Accepted, key: str, pseudo: str,
+                   now: datetime, deps: Deps, flags: _Flags, links: dict[str, str]) -> _Prepared:
     reference = None
     if a.data.nature != "initial":
-        original = await deps.store.event(event_key(a.event.source, a.data.evenement_reference or ""))
-        if original is None or not original.get("demande_id"):
+        original_key = event_key(a.event.source, a.data.evenement_reference or "")
+        reference = links.get(original_key)
+        if reference is None:
+            original = await deps.store.event(original_key)
+            reference = (original or {}).get("demande_id")
+        if not reference:
             raise Rejected("correction.reference-inconnue")
-        reference = original["demande_id"]
 
-    flags = flags_cache.get(pseudo) or await deps.store.person_flags(pseudo)
-    new_flags = _merge_flags(flags, a)
-    flags_cache[pseudo] = new_flags
-    if new_flags != flags:
-        await deps.store.set_person_flags(pseudo, new_flags)
+    before = flags.current.get(pseudo) or flags.read[pseudo][0]
+    new_flags = _merge_flags(before, a)
+    flags.current[pseudo] = new_flags
 
     securite = i.Securite(violences_intrafamiliales=new_flags.violences)
     down = intake.to_downstream(a, pseudo, now, reference_demande=reference, securite=securite)
     coordonnees = down.coordonnees.model_copy(update={"decede": new_flags.decede})
-    demande = down.demande
-    await deps.store.evenements.update_one({"_id": key}, {"$set": {"demande_id": demande.demande_id}})
+    return _Prepared(record, a, key, pseudo, down.demande, coordonnees)
 
+
+async def _store_demands(prepared: list[_Prepared], now: datetime, deps: Deps, out: _Outgoing,
+                         report: BatchReport) -> None:
+    """Insert the demands in one batch, then queue each record's messages in input order."""
     existing = await deps.store.add_demands([{
-        "_id": demande.demande_id, "pseudonyme": pseudo, "evenement": a.name,
-        "nature": demande.nature, "date_effet": demande.date_effet.isoformat(), "recu_le": now,
-        "sources": [{"source": a.event.source, "id": a.event.id}],
-    }])
-    cause = a.event
-    if demande.demande_id in existing:
-        stored = await deps.store.demand(demande.demande_id)
-        first_source = (stored or {}).get("sources", [{}])[0]
-        if first_source != {"source": a.event.source, "id": a.event.id}:
-            # The same life event from a second source: one demand, both sources recorded.
-            await deps.store.add_source(demande.demande_id, {"source": a.event.source, "id": a.event.id})
-            report.duplicates += 1
-            deps.metrics.duplicates.labels("second-source").inc()
-            out.events.append((topics.COORDONNEES, _coordonnees_event(coordonnees, cause, now), pseudo))
-            out.published_keys.append(key)
-            return
-    out.events.append((topics.DEMANDES, _demande_event(demande, cause, now), pseudo))
-    out.events.append((topics.COORDONNEES, _coordonnees_event(coordonnees, cause, now), pseudo))
-    out.published_keys.append(key)
-    report.accepted += 1
-    deps.metrics.accepted.labels(a.name).inc()
+        "_id": p.demande.demande_id, "pseudonyme": p.pseudo, "evenement": p.accepted.name,
+        "nature": p.demande.nature, "date_effet": p.demande.date_effet.isoformat(),
+        "recu_le": now,
+        "sources": [{"source": p.accepted.event.source, "id": p.accepted.event.id}],
+    } for p in prepared])
+    for n, p in enumerate(prepared):
+        cause = p.accepted.event
+        marker = {"_id": p.key, "demande_id": p.demande.demande_id}
+        source = {"source": cause.source, "id": cause.id}
+        if n in existing:
+            stored = await deps.store.demand(p.demande.demande_id)
+            first_source = (stored or {}).get("sources", [{}])[0]
+            if first_source != source:
+                # The same life event from a second source: one demand, both sources recorded.
+                await deps.store.add_source(p.demande.demande_id, source)
+                report.duplicates += 1
+                deps.metrics.duplicates.labels("second-source").inc()
+                out.events.append((topics.COORDONNEES,
+                                   _coordonnees_event(p.coordonnees, cause, now), p.pseudo))
+                out.published.append(marker)
+                continue
+        out.events.append((topics.DEMANDES, _demande_event(p.demande, cause, now), p.pseudo))
+        out.events.append((topics.COORDONNEES, _coordonnees_event(p.coordonnees, cause, now),
+                           p.pseudo))
+        out.published.append(marker)
+        report.accepted += 1
+        deps.metrics.accepted.labels(p.accepted.name).inc()
 
 
 def _merge_flags(flags: PersonFlags, a: Accepted) -> PersonFlags:
@@ -228,7 +300,7 @@ async def _send(out: _Outgoing, deps: Deps) -> None:
         await deps.raw.reject(out.rejects, deps.settings.topic(topics.REJETS), "signalement")
     for future in futures:
         await future
-    await deps.store.mark_published(out.published_keys)
+    await deps.store.mark_published(out.published)
 
 
 # --------------------------------------------------------------------------- referrals

@@ -1,11 +1,23 @@
 """MongoDB adapter of signalement (its own database; no other service reads it).
 
-Collections, all written by ``_id`` (the FerretDB subset, ARCHITECTURE.md):
-- ``evenements``: one document per CloudEvent taken (``_id`` = uuid5 of source and id), with
-  the demand it made and whether that demand was published (deduplication, crash recovery);
+Collections, all written by ``_id`` (the FerretDB subset, ARCHITECTURE.md). The intake's hot
+path only *inserts* and reads by ``_id``: on FerretDB (SQLite) every other write by ``_id``
+scans its whole collection (docs/adr/0007-ferretdb-write-cost.md), so nothing the intake
+touches per event is ever updated:
+- ``recus``: one claim per CloudEvent taken (``_id`` = uuid5 of source and id), inserted in
+  one batch before any effect: the duplicate-key errors of that insert are the cheap
+  "seen before?" test of a whole batch;
+- ``evenements``: one document per CloudEvent whose effects were published and acknowledged
+  (``_id`` = the same uuid5, ``publie`` = true, the demand it made), inserted after the
+  broker's acknowledgement (deduplication, crash recovery, corrections);
 - ``demandes``: one per demand (``_id`` = demande_id), with every source that reported it;
 - ``personnes``: per pseudonym, only the flags that must survive later events (deceased,
-  at risk); no name, no address;
+  at risk); no name, no address. Append-only versions: ``_id`` = pseudonym, then
+  ``pseudonym#2``, ``pseudonym#3``...; the latest is the current one;
+- ``vues``: every pseudonym ever taken (``_id`` only). A read by ``_id`` that finds nothing
+  scans the whole collection on FerretDB; inserting the batch's pseudonyms here tells, by
+  the duplicate-key errors, which persons may have flags at all: most have none and cost
+  no read;
 - ``signalements``: partners' referrals (``_id`` = reference), status history, idempotency;
 - ``idempotence``: (partner, Idempotency-Key) → reference;
 - ``partenaires``: partners and the hash of their API key (``_id`` = key id).
@@ -17,7 +29,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from pymongo import AsyncMongoClient, InsertOne, UpdateOne
+from pymongo import AsyncMongoClient
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from shared.ids import derive_id
@@ -35,12 +47,32 @@ class PersonFlags:
     violences: bool = False
 
 
+def _flags_id(pseudonyme: str, version: int) -> str:
+    return pseudonyme if version <= 1 else f"{pseudonyme}#{version}"
+
+
+async def _insert_new(collection: Any, docs: list[dict[str, Any]]) -> set[str]:
+    """Insert ``docs`` (unordered); return the ``_id`` of those already there."""
+    if not docs:
+        return set()
+    try:
+        await collection.insert_many(docs, ordered=False)
+    except BulkWriteError as exc:
+        errors = exc.details.get("writeErrors", [])
+        if any(e.get("code") != DUPLICATE_KEY for e in errors):
+            raise
+        return {docs[e["index"]]["_id"] for e in errors}
+    return set()
+
+
 class SignalementStore:
     def __init__(self, client: AsyncMongoClient[Any], database: str) -> None:
         self.db = client[database]
+        self.recus = self.db["recus"]
         self.evenements = self.db["evenements"]
         self.demandes = self.db["demandes"]
         self.personnes = self.db["personnes"]
+        self.vues = self.db["vues"]
         self.signalements = self.db["signalements"]
         self.idempotence = self.db["idempotence"]
         self.partenaires = self.db["partenaires"]
@@ -51,59 +83,72 @@ class SignalementStore:
 
     # ---- life events
     async def claim_events(self, docs: list[dict[str, Any]]) -> set[str]:
-        """Insert the events not seen before; return the ``_id`` of those already there."""
-        if not docs:
-            return set()
-        try:
-            await self.evenements.insert_many(docs, ordered=False)
-        except BulkWriteError as exc:
-            errors = exc.details.get("writeErrors", [])
-            others = [e for e in errors if e.get("code") != DUPLICATE_KEY]
-            if others:
-                raise
-            return {docs[e["index"]]["_id"] for e in errors}
-        return set()
+        """Insert the claims not seen before; return the ``_id`` of those already there."""
+        return await _insert_new(self.recus, docs)
 
     async def event(self, key: str) -> dict[str, Any] | None:
+        """The event if its effects were published (``publie`` true), else None."""
         return await self.evenements.find_one({"_id": key})
 
-    async def mark_published(self, keys: list[str]) -> None:
-        if keys:
-            await self.evenements.bulk_write(
-                [UpdateOne({"_id": k}, {"$set": {"publie": True}}) for k in keys], ordered=False
-            )
+    async def mark_published(self, docs: list[dict[str, Any]]) -> None:
+        """Record events whose effects the broker acknowledged (insert only; a redelivery's
+        second marker is a duplicate key, ignored)."""
+        await _insert_new(self.evenements, [{**d, "publie": True} for d in docs])
 
-    async def add_demands(self, docs: list[dict[str, Any]]) -> set[str]:
-        """Insert new demands; return the ids that already existed (same event, other source)."""
+    async def add_demands(self, docs: list[dict[str, Any]]) -> set[int]:
+        """Insert demands in one batch; return the indexes of ``docs`` whose ``_id`` already
+        existed (same life event, other source; or inserted earlier in the same batch)."""
         if not docs:
             return set()
         try:
-            await self.demandes.bulk_write([InsertOne(d) for d in docs], ordered=False)
+            await self.demandes.insert_many(docs, ordered=False)
         except BulkWriteError as exc:
             errors = exc.details.get("writeErrors", [])
             if any(e.get("code") != DUPLICATE_KEY for e in errors):
                 raise
-            return {docs[e["index"]]["_id"] for e in errors}
+            return {e["index"] for e in errors}
         return set()
 
     async def add_source(self, demande_id: str, source: dict[str, str]) -> None:
+        # Rare (a second source of one life event): the one update of the intake.
         await self.demandes.update_one({"_id": demande_id}, {"$addToSet": {"sources": source}})
 
     async def demand(self, demande_id: str) -> dict[str, Any] | None:
         return await self.demandes.find_one({"_id": demande_id})
 
-    async def person_flags(self, pseudonyme: str) -> PersonFlags:
+    async def persons_seen(self, pseudonymes: list[str]) -> set[str]:
+        """Record these persons as seen; return those seen before (who may have flags)."""
+        return await _insert_new(self.vues, [{"_id": p} for p in pseudonymes])
+
+    async def person_flags(self, pseudonyme: str) -> tuple[PersonFlags, int]:
+        """The person's current flags and their version (0: never flagged)."""
         doc = await self.personnes.find_one({"_id": pseudonyme})
         if doc is None:
-            return PersonFlags()
-        return PersonFlags(decede=bool(doc.get("decede")), violences=bool(doc.get("violences")))
+            return PersonFlags(), 0
+        version = 1
+        while True:
+            nxt = await self.personnes.find_one({"_id": _flags_id(pseudonyme, version + 1)})
+            if nxt is None:
+                break
+            doc, version = nxt, version + 1
+        flags = PersonFlags(decede=bool(doc.get("decede")), violences=bool(doc.get("violences")))
+        return flags, version
 
-    async def set_person_flags(self, pseudonyme: str, flags: PersonFlags) -> None:
-        await self.personnes.update_one(
-            {"_id": pseudonyme},
-            {"$set": {"decede": flags.decede, "violences": flags.violences}},
-            upsert=True,
-        )
+    async def set_person_flags(self, pseudonyme: str, flags: PersonFlags, after: int) -> int:
+        """Append the next version of the person's flags (insert only); return its version.
+
+        Two writers of one person (partitions of evenements-vie are keyed by the upstream
+        system, not by person) both append: the later version wins, as an upsert would.
+        """
+        version = after + 1
+        while True:
+            try:
+                await self.personnes.insert_one({"_id": _flags_id(pseudonyme, version),
+                                                 "decede": flags.decede,
+                                                 "violences": flags.violences})
+                return version
+            except DuplicateKeyError:
+                version += 1
 
     # ---- partners' referrals
     async def insert_referral(self, doc: dict[str, Any]) -> bool:

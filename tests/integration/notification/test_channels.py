@@ -25,7 +25,7 @@ from tests.integration.notification.helpers import (
     send_coordonnees,
 )
 from tests.integration.notification.peers import SmsProvider, SmtpServer
-from tests.support import eventually, running
+from tests.support import auth_headers, eventually, running
 
 START = datetime(2026, 3, 2, 9, 55, tzinfo=UTC)
 NOW = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)  # Monday, 11:00 in Paris
@@ -55,6 +55,7 @@ async def test_a_letter_is_a_valid_pdf_with_the_name_and_step_text_its_falc_diff
     await send_actions(settings, planned_event(letter, NOW), planned_event(letter, NOW),
                        planned_event(generic, NOW))
     async with running(create_app(settings, clock=clock)) as http:
+        http.headers.update(auth_headers("superviseur", "91"))
         await known(mongo, settings, 1)
         clock.set(NOW)
         await at_least(settings, 2)

@@ -21,11 +21,13 @@ from tests.integration.notification.helpers import (
     send_coordonnees,
 )
 from tests.integration.notification.peers import SmsProvider
-from tests.support import running
+from tests.support import auth_headers, running
 
 START = datetime(2026, 3, 2, 9, 59, tzinfo=UTC)
 NOW = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)  # Monday, 11:00 in Paris
-AGENT_A, AGENT_B = {"X-Agent": "agent.a"}, {"X-Agent": "agent.b"}
+AGENT_A, AGENT_B = auth_headers("agent", "91", "agent.a"), auth_headers("agent", "91", "agent.b")
+AGENT_17 = auth_headers("agent", "17", "agent.c")
+SUPERVISEUR_91 = auth_headers("superviseur", "91", "chef.91")
 
 
 def _settings(make_settings: Any, tmp_path: Any, **extra: Any) -> Any:
@@ -146,7 +148,8 @@ async def test_agents_claim_a_phone_task_record_its_outcome_see_overdue_ones_and
         assert other.status_code == 409
 
         clock.set(NOW + timedelta(hours=3))  # the older referral is now overdue
-        overdue = (await http.get("/v1/taches/en-retard", headers=AGENT_A)).json()
+        assert (await http.get("/v1/taches/en-retard", headers=AGENT_A)).status_code == 403
+        overdue = (await http.get("/v1/taches/en-retard", headers=SUPERVISEUR_91)).json()
         assert [t["action_id"] for t in overdue] == [older.action_id]
         assert overdue[0]["en_retard"] is True
 
@@ -161,8 +164,20 @@ async def test_agents_claim_a_phone_task_record_its_outcome_see_overdue_ones_and
         assert conflict.status_code == 409
         open_ = (await http.get("/v1/taches", params={"site": "91"}, headers=AGENT_A)).json()
         assert [t["action_id"] for t in open_] == [older.action_id]
+        assert (await http.get("/v1/taches", params={"site": "17"},
+                               headers=AGENT_A)).status_code == 403
         assert [t["action_id"] for t in (await http.get(
-            "/v1/taches", params={"site": "17"}, headers=AGENT_A)).json()] == [elsewhere.action_id]
+            "/v1/taches", params={"site": "17"}, headers=AGENT_17)).json()] == [elsewhere.action_id]
+        # a task of another site does not exist for this agent (404, nothing leaks)
+        assert (await http.get(f"/v1/taches/{task}", headers=AGENT_17)).status_code == 404
+        assert (await http.post(f"/v1/taches/{task}/prise", headers=AGENT_17)).status_code == 404
+        trail = (await http.get("/v1/audit", params={"objet_id": task},
+                                headers=SUPERVISEUR_91)).json()
+        assert {(e["acteur"], e["action"], e["resultat"]) for e in trail} >= {
+            ("agent.a", "prendre-tache", "ok"), ("agent.b", "prendre-tache", "tache-deja-prise"),
+            ("agent.a", "issue-tache", "ok")}
+        assert all("Lefèvre" not in str(e) and "06 12" not in str(e) for e in trail)
+        assert (await http.get("/v1/audit", headers=AGENT_A)).status_code == 403
         outcomes = await at_least(settings, 4)
     calls = [o["data"] for o in outcomes if o["data"]["statut"] == "appel"]
     assert len(calls) == 1

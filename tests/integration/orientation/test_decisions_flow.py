@@ -28,7 +28,7 @@ from tests.integration.orientation.helpers import (
     send_demandes,
     signalement,
 )
-from tests.support import running
+from tests.support import auth_headers, running
 
 
 async def test_death_after_retirement_cancels_the_m9_letter_and_plans_one_family_contact(
@@ -40,6 +40,7 @@ async def test_death_after_retirement_cancels_the_m9_letter_and_plans_one_family
                     drapeaux={"proche_connu": True})
     app = create_app(settings, clock=ManualClock(NOW))
     async with running(app) as http:
+        http.headers.update(auth_headers("superviseur", "91"))
         await send_demandes(settings, retraite)
         await processed(app, "p-deces", retraite.demande_id)
         before = planned(await published(settings, ACTIONS))
@@ -148,6 +149,7 @@ async def test_the_goal_event_closes_the_case_as_converted_and_cancels_the_pendi
     souscrite = demande("p-conv", "complementaire-souscrite", date_effet=date(2026, 3, 1))
     app = create_app(settings, clock=ManualClock(NOW))
     async with running(app) as http:
+        http.headers.update(auth_headers("superviseur", "91"))
         await send_demandes(settings, retraite, souscrite)
         await processed(app, "p-conv", souscrite.demande_id)
         vue = (await http.get("/v1/personnes/p-conv/dossiers")).json()

@@ -24,7 +24,7 @@ from tests.integration.orientation.helpers import (
     published,
     send_demandes,
 )
-from tests.support import eventually, produce, read_all, running
+from tests.support import auth_headers, eventually, produce, read_all, running
 
 
 def _ids(events: list[dict[str, Any]]) -> list[str]:
@@ -149,6 +149,7 @@ async def test_agents_read_a_persons_cases_with_explanations_and_the_catalogue(
     retraite = demande("p-api", drapeaux={"sans_complementaire": True})
     app = create_app(settings, clock=ManualClock(NOW))
     async with running(app) as http:
+        http.headers.update(auth_headers("superviseur", "91"))
         await send_demandes(settings, retraite)
         await processed(app, "p-api", retraite.demande_id)
         vue = await http.get("/v1/personnes/p-api/dossiers")

@@ -16,7 +16,7 @@ from services.reporting.app import create_app
 from shared.clock import ManualClock
 from tests.integration.reporting import scenarios
 from tests.integration.reporting.test_indicators_flow import caught_up, counts, publish
-from tests.support import ROOT
+from tests.support import ROOT, auth_headers, token
 
 ARTIFACT = ROOT / "test-artifacts" / "reporting-dashboard.png"
 
@@ -89,7 +89,8 @@ async def test_the_dashboard_draws_a_run_in_headless_chromium(
     try:
         import httpx
 
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}",
+                                     headers=auth_headers("lecteur-indicateurs", None)) as http:
 
             async def up() -> bool:
                 try:
@@ -103,7 +104,8 @@ async def test_the_dashboard_draws_a_run_in_headless_chromium(
             await publish(s, events)
             await caught_up(http, counts(events))
             seen = await asyncio.to_thread(
-                _browse, f"http://127.0.0.1:{port}/tableau-de-bord", ARTIFACT
+                _browse, f"http://127.0.0.1:{port}/tableau-de-bord#jeton="
+                + token("lecteur-indicateurs", None), ARTIFACT
             )
     finally:
         server.should_exit = True

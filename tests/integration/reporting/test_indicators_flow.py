@@ -15,7 +15,7 @@ from shared.clock import ManualClock
 from shared.kafka import H_AT, H_BY, H_CODE, H_OFFSET, H_PARTITION, H_TOPIC
 from tests.integration.reporting import builders as b
 from tests.integration.reporting import scenarios
-from tests.support import eventually, produce, running
+from tests.support import auth_headers, eventually, produce, running
 
 
 async def publish(settings: Any, events: scenarios.Events) -> int:
@@ -60,6 +60,7 @@ async def test_cohort_conversion_after_the_m9_letter_is_42_33_percent(
     s = make_settings("reporting")
     events = scenarios.cohort()
     async with running(create_app(s, clock=ManualClock(scenarios.COHORT_NOW))) as http:
+        http.headers.update(auth_headers("superviseur", "91"))
         await publish(s, events)
         await caught_up(http, counts(events))
         body = (await http.get("/v1/indicateurs/conversion", params={"granularite": "mois"})).json()
@@ -152,6 +153,7 @@ async def test_hand_checked_scenario_csv_rebuild_and_no_personal_data(
     expected = counts(events, {t.REJETS: len(rejects)})
     clock = ManualClock(scenarios.MISAS_NOW)
     async with running(create_app(s, clock=clock)) as http:
+        http.headers.update(auth_headers("superviseur", "91"))
         await publish(s, events)
         await produce(s.kafka_bootstrap_servers, s.topic(t.REJETS), rejects)
         await caught_up(http, expected)
@@ -235,6 +237,7 @@ async def test_hand_checked_scenario_csv_rebuild_and_no_personal_data(
     await rewind_groups(s)
     rebuilt = s.model_copy(update={"mongo_database": s.database_name + "_rebuilt"})
     async with running(create_app(rebuilt, clock=clock)) as http:
+        http.headers.update(auth_headers("superviseur", "91"))
         await caught_up(http, expected)
         after = await snapshot(http)
     assert after == before
@@ -242,6 +245,7 @@ async def test_hand_checked_scenario_csv_rebuild_and_no_personal_data(
     # Replayed again into the same database (a redelivery of everything): nothing changes.
     await rewind_groups(s)
     async with running(create_app(s, clock=clock)) as http:
+        http.headers.update(auth_headers("superviseur", "91"))
         await caught_up(http, expected)
         again = await snapshot(http)
     assert again == before

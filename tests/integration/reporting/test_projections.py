@@ -10,7 +10,7 @@ from shared import topics as t
 from shared.clock import ManualClock
 from shared.kafka import H_AT, H_BY, H_CODE, H_OFFSET, H_PARTITION, H_TOPIC
 from tests.integration.reporting import builders as b
-from tests.support import eventually, produce, read_all, running
+from tests.support import auth_headers, eventually, produce, read_all, running
 
 NOW = b.utc(2026, 3, 20, 12)
 
@@ -58,6 +58,7 @@ async def test_every_topic_is_projected_and_counted_once_even_when_redelivered(
     ]
     app = create_app(s, clock=ManualClock(NOW))
     async with running(app) as http:
+        http.headers.update(auth_headers("superviseur", "91"))
         bs = s.kafka_bootstrap_servers
         for _ in range(2):  # everything twice: a redelivery changes nothing
             await produce(bs, s.topic(t.DEMANDES), [b.record(dem)])
@@ -107,6 +108,7 @@ async def test_a_poison_event_goes_to_the_dead_letter_topic_and_the_rest_is_proj
     del bad["data"]["pseudonyme"]
     app = create_app(s, clock=ManualClock(NOW))
     async with running(app) as http:
+        http.headers.update(auth_headers("superviseur", "91"))
         await produce(
             s.kafka_bootstrap_servers,
             s.topic(t.DEMANDES),

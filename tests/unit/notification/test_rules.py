@@ -134,3 +134,14 @@ def test_a_friday_evening_referral_is_due_48_business_hours_later_holidays_inclu
 def test_the_site_of_a_task_is_the_departement_or_the_default() -> None:
     assert rules.site_of(act(territoire={"departement": "17"}), "00") == "17"
     assert rules.site_of(act(), "00") == "00"
+
+
+def test_a_safety_call_without_a_known_safe_number_is_an_agents_task_without_the_household_number(
+) -> None:
+    call = act(kind="appel", canaux=["telephone"], obligatoire=True,
+               condition="violences_intrafamiliales")
+    d = decide(call, Context(at_risk()), NOW, POLICY)
+    assert isinstance(d, Send) and d.task and d.canal == "telephone"
+    assert d.recipient.telephone is None and d.recipient.adresse is None
+    safe = decide(call, Context(at_risk(telephone_sur="0798765432")), NOW, POLICY)
+    assert isinstance(safe, Send) and safe.task and safe.recipient.telephone == "0798765432"
