@@ -309,6 +309,7 @@ async def _finish(doc: dict[str, Any], action: i.ActionPlanifiee, attempt: dict[
         statut=statut, raison=attempt.get("raison"),
         canal="telephone" if attempt.get("tache") else attempt.get("canal"),
         survenu_le=attempt.get("fin") or attempt.get("le") or now,
+        reference_signalement=action.reference_signalement,
     )
     await publish_result(resultat, doc.get("cause"), deps)
     await deps.store.update_action(action.action_id, {"statut": TERMINEE, "resultat": statut,
@@ -383,6 +384,8 @@ async def record_outcome(task_id: str, agent: str, issue: str, commentaire: str 
             pseudonyme=task["pseudonyme"], action_id=task["action_id"],
             dossier_id=task.get("dossier_id"), parcours=task.get("parcours"), statut="appel",
             canal="telephone", issue_appel=task["issue"], survenu_le=task["issue_le"],
+            reference_signalement=((action_doc or {}).get("action") or {}).get(
+                "reference_signalement"),
         )
         await publish_result(r, (action_doc or {}).get("cause"), deps)
         await deps.store.update_task(task_id, {"publie": True})

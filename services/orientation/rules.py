@@ -654,7 +654,8 @@ def _action(b: _Brouillon, dossier: Dossier, etape_id: str, kind: ActionKind,
         canaux=list(canaux), due_le=due,
         echeance=decaler(due, e.delai) if e.delai else None, destinataire=e.destinataire,
         condition=e.condition, obligatoire=e.obligatoire, priorite=PRECEDENCE[dossier.classe],
-        modele=modele, territoire=b.territoire, detecteur=b.detecteur)
+        modele=modele, territoire=b.territoire, detecteur=b.detecteur,
+        reference_signalement=b.reference_signalement)
 
 
 def _action_id(dossier: Dossier, etape_id: str) -> str:

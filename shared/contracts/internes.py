@@ -125,6 +125,9 @@ class ActionPlanifiee(Contract):
     modele: str = Field(..., description="Template (letter/email/sms text) of the step.")
     territoire: Territoire = Territoire()
     detecteur: Detecteur | None = None
+    reference_signalement: str | None = Field(
+        None, description="The partner's referral this action serves (its status history)."
+    )
 
 
 class ActionAnnulee(Contract):

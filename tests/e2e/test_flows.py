@@ -17,6 +17,7 @@ from shared.calendar import PARIS, add_business_hours
 from tests.e2e.conftest import System
 from tests.e2e.flows import (
     advance_past,
+    agent_headers,
     cancelled,
     close,
     due,
@@ -227,6 +228,24 @@ async def test_a_partner_referral_becomes_a_task_with_its_48_hour_deadline_seen_
 
         statuses = await until(history, what="the referral's status history")
         assert statuses[0] == "recu" and "pris-en-charge" in statuses
+
+        # The agent calls and records the outcome: the partner sees it in the history.
+        agent = agent_headers(platform, "91")
+        async with httpx.AsyncClient(base_url=platform.url("notification"), timeout=30) as q:
+            claimed = await q.post(f"/v1/taches/{task['id']}/prise", headers=agent)
+            assert claimed.status_code == 200, claimed.text
+            done = await q.post(f"/v1/taches/{task['id']}/issue", headers=agent,
+                                json={"issue": "rendez-vous-pris"})
+            assert done.status_code == 200, done.text
+
+        async def outcome_seen() -> list[dict[str, Any]] | None:
+            view = (await http.get(f"/v1/signalements/{ack['reference']}",
+                                   headers={"X-API-Key": key})).json()
+            steps = [h for h in view["historique"] if h.get("detail") == "rendez-vous-pris"]
+            return steps or None
+
+        (step,) = await until(outcome_seen, what="the call's outcome in the partner's history")
+        assert step["statut"] == "en-cours"
         other = platform.add_partner("mission-locale-e2e", "mission-locale")
         hidden = await http.get(f"/v1/signalements/{ack['reference']}",
                                 headers={"X-API-Key": other})
