@@ -59,7 +59,7 @@ def new_event(
     """Build an outgoing event; ``cause`` sets causationid and carries its correlationid on."""
     if cause is not None:
         correlationid = correlationid or cause.correlationid or cause.id
-    return CloudEvent[type_of(data)](  # type: ignore[misc]
+    return CloudEvent[type_of(data)](  # type: ignore[misc,operator]
         id=id,
         source=source,
         type=type,

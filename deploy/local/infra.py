@@ -30,6 +30,7 @@ import urllib.request
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy" / "local"
@@ -443,7 +444,7 @@ class LocalInfra:
             if not self.ferretdb.running():
                 raise InfraError(f"FerretDB exited during start:\n{self.ferretdb.log_tail()}")
             try:
-                with MongoClient(self.mongo_uri, serverSelectionTimeoutMS=500) as client:
+                with MongoClient[dict[str, Any]](self.mongo_uri, serverSelectionTimeoutMS=500) as client:
                     client.admin.command("ping")
                 return
             except Exception:

@@ -110,7 +110,8 @@ def accept(value: bytes | None, headers: dict[str, bytes], today: date) -> Accep
     except ValidationError as exc:
         raise _from_validation(exc) from None
     _check_dates(event.data, today)
-    if event.data.nature != "initial" and not event.data.evenement_reference:
+    data: Any = event.data
+    if data.nature != "initial" and not data.evenement_reference:
         raise Rejected("correction.reference-absente")
     return Accepted(event, name)
 
