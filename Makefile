@@ -6,13 +6,14 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 INFRA := $(BIN)/python -m deploy.local.infra
 
-.PHONY: help install fetch browser up down status run test test-unit test-fast bench lint typecheck contracts clean
+.PHONY: help install fetch browser up down status run test test-unit test-fast bench hostile lint typecheck contracts clean
 
 help:
 	@echo "make run      start Kafka, the database and the services, feed a sample (Ctrl-C stops)"
 	@echo "make test     the whole suite on the real broker and database"
 	@echo "make up|status|down   manage the local infrastructure in the background"
 	@echo "make bench    benchmarks (results in docs/performance.md)"
+	@echo "make hostile  long property runs of hostile input on every API and consumer (HOSTILE_EXAMPLES=500)"
 	@echo "make lint typecheck contracts"
 
 $(STAMP): pyproject.toml
@@ -54,6 +55,10 @@ test-unit: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+HOSTILE_EXAMPLES ?= 500
+hostile: $(STAMP)
+	PARCOURS_HOSTILE_EXAMPLES=$(HOSTILE_EXAMPLES) $(BIN)/python -m pytest tests/integration/hostile -o timeout=3600
 
 lint: $(STAMP)
 	$(BIN)/ruff check shared services deploy tests bench

@@ -199,7 +199,10 @@ class Appels(_Modele):
 
 class Catalogue(_Modele):
     version: str = Field(..., min_length=1)
-    heure_envoi: Time = Time(9, 0)
+    heure_envoi: Time = Field(
+        Time(9, 0), description="Paris wall-clock time of letters anchored on a date.",
+        # a local time without offset: RFC 3339 "partial-time", not JSON Schema "time"
+        json_schema_extra={"format": "partial-time"})
     appels: Appels = Appels()
     issues_appel: dict[str, EffetIssue]
     situations: dict[str, str]
