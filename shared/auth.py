@@ -137,7 +137,8 @@ def mint(settings: Settings, sub: str, roles: Iterable[str], site: str | None = 
     if site is not None:
         claims["site"] = site
     claims.update(extra)
-    return jwt.encode(claims, key if key is not None else hs_secret(settings),
+    signing_key: Any = key if key is not None else hs_secret(settings)
+    return jwt.encode(claims, signing_key,
                       algorithm=algorithm, headers=headers)
 
 
@@ -184,6 +185,13 @@ def docs_kwargs(settings: Settings) -> dict[str, Any]:
     if settings.http_docs_public:
         return {}
     return {"docs_url": None, "redoc_url": None, "openapi_url": None}
+
+
+def docs_dependencies(settings: Settings) -> list[Any]:
+    """Any role for the API documents (AsyncAPI) unless the docs are public."""
+    from fastapi import Depends
+
+    return [] if settings.http_docs_public else [Depends(require())]
 
 
 def metrics_dependencies(settings: Settings) -> list[Any]:
@@ -240,6 +248,10 @@ def _api_routes(app: FastAPI) -> Iterator[tuple[str, set[str], Any]]:
             yield getattr(route, "path", ""), set(getattr(route, "methods", None) or ()), dep
 
 
+# the AsyncAPI document of the topics and its schemas (shared/http.py asyncapi_router)
+ASYNCAPI_PATHS = ("/asyncapi.yaml", "/asyncapi.json", "/contracts/{name}")
+
+
 def route_rows(service: str, app: FastAPI) -> list[dict[str, Any]]:
     """One row per (method, path): who may call it, and the roles (empty: no role check)."""
     rows = []
@@ -253,7 +265,7 @@ def route_rows(service: str, app: FastAPI) -> list[dict[str, Any]]:
             continue
         if path.startswith("/docs") or path == "/redoc":
             who = "public if http_docs_public, else not served"
-        elif path == "/openapi.json":
+        elif path in ("/openapi.json", *ASYNCAPI_PATHS):
             who = "public if http_docs_public, else any role"
         elif path == "/metrics":
             who = "public if http_metrics_public, else any role"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -40,11 +41,18 @@ def health_router(checks: Mapping[str, ReadinessCheck], timeout: float = 3.0) ->
     return router
 
 
-def metrics_router(registry: CollectorRegistry) -> APIRouter:
+def metrics_router(registry: CollectorRegistry,
+                   refresh: Callable[[], Awaitable[None]] | None = None,
+                   refresh_timeout: float = 5.0) -> APIRouter:
+    """``/metrics``; ``refresh`` (optional) updates gauges read from the database just before."""
     router = APIRouter(tags=["santé"])
 
     @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
     async def metrics() -> Response:
+        if refresh is not None:
+            # a failure leaves the gauges as they were: the other series are still worth it
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(refresh(), refresh_timeout)
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     return router
@@ -79,3 +87,52 @@ def _code(status: int) -> str:
     return {400: "requete-incorrecte", 401: "non-authentifie", 403: "interdit", 404: "introuvable",
             405: "methode-non-permise", 409: "conflit", 413: "trop-volumineux",
             422: "requete-invalide", 429: "trop-de-requetes"}.get(status, f"http-{status}")
+
+
+def asyncapi_router() -> APIRouter:
+    """``GET /asyncapi.yaml`` (and ``/asyncapi.json``): the AsyncAPI document of every topic of
+    the platform, the same as ``docs/asyncapi.yaml`` (both come from :mod:`shared.schemas`,
+    built here from the code, so a service serves it without the docs folder); the JSON
+    Schemas it refers to (``./contracts/<name>``) at ``GET /contracts/<name>``."""
+    import functools
+    import json
+
+    router = APIRouter(tags=["santé"])
+
+    @functools.cache
+    def document() -> dict[str, Any]:
+        from shared.schemas import asyncapi
+
+        return asyncapi()
+
+    @functools.cache
+    def as_yaml() -> str:
+        import yaml
+
+        return str(yaml.safe_dump(document(), sort_keys=False, allow_unicode=True))
+
+    @router.get("/asyncapi.yaml", summary="AsyncAPI document of every topic",
+                response_class=Response)
+    async def asyncapi_yaml() -> Response:
+        return Response(as_yaml(), media_type="application/yaml; charset=utf-8")
+
+    @router.get("/asyncapi.json", summary="AsyncAPI document of every topic (JSON)",
+                response_class=Response)
+    async def asyncapi_json() -> Response:
+        return Response(json.dumps(document(), ensure_ascii=False),
+                        media_type="application/json")
+
+    @router.get("/contracts/{name}", summary="JSON Schema of a message (the document's $ref)",
+                response_class=Response)
+    async def contract(name: str) -> Response:
+        from fastapi import HTTPException
+
+        from shared.schemas import json_schemas
+
+        schemas = json_schemas()
+        if name not in schemas:
+            raise HTTPException(404, f"no contract named {name}")
+        return Response(json.dumps(schemas[name], ensure_ascii=False, indent=2),
+                         media_type="application/schema+json")
+
+    return router

@@ -84,8 +84,41 @@ async def topics(infra: Endpoints, prefix: str) -> AsyncIterator[str]:
     session's thousands of partitions would otherwise weigh on the broker). Yields the prefix."""
     report = await ensure_topics(infra.bootstrap_servers, prefix)
     assert all(v in ("created", "ok") for v in report.values()), report
+    await wait_until_writable(infra.bootstrap_servers, list(report))
     yield prefix
     await delete_topics(infra.bootstrap_servers, prefix)
+
+
+async def wait_until_writable(bootstrap_servers: str, names: list[str], timeout: float = 30) -> None:
+    """A new partition is in the metadata before its log is loaded on the broker; a record sent
+    in between gets NOT_LEADER_FOR_PARTITION, and aiokafka 0.14 was seen retrying that forever.
+    Wait until the broker answers ListOffsets (which needs the loaded log) for every partition."""
+    import asyncio
+
+    from aiokafka import AIOKafkaConsumer
+    from aiokafka.errors import KafkaError
+    from aiokafka.structs import TopicPartition
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            try:
+                await consumer._client.force_metadata_update()  # noqa: SLF001
+                tps = [TopicPartition(n, p) for n in names
+                       for p in sorted(consumer.partitions_for_topic(n) or ())]
+                if tps and len({tp.topic for tp in tps}) == len(names):
+                    await asyncio.wait_for(consumer.end_offsets(tps), 5)
+                    return
+            except (KafkaError, asyncio.TimeoutError):
+                pass
+            if loop.time() > deadline:
+                raise AssertionError(f"topics not writable after {timeout}s: {names}")
+            await asyncio.sleep(0.1)
+    finally:
+        await consumer.stop()
 
 
 async def delete_topics(bootstrap_servers: str, prefix: str) -> None:
@@ -130,3 +163,28 @@ async def mongo(infra: Endpoints) -> AsyncIterator[AsyncMongoClient]:
         yield client
     finally:
         await client.close()
+
+
+@pytest.fixture(scope="session", autouse=True)
+async def no_task_left_behind() -> AsyncIterator[None]:
+    """At the end of the session, every task a test or an app started must be gone: one left
+    running (a consumer, a timer loop...) is a leak, and one that ignores cancellation would hang
+    the event loop's shutdown. Cancel what is left, name it, and fail loudly instead."""
+    import asyncio
+
+    yield
+    current = asyncio.current_task()
+    left = [t for t in asyncio.all_tasks() if t is not current and not t.done()]
+    if not left:
+        return
+    names = sorted({f"{t.get_name()}: {t.get_coro()!r}"[:200] for t in left})
+    for t in left:
+        t.cancel()
+    _, stuck = await asyncio.wait(left, timeout=15)
+    report = "\n".join(names)
+    if stuck:
+        raise RuntimeError(f"tasks ignore cancellation at the end of the session:\n"
+                           + "\n".join(f"{t.get_name()}: {t.get_coro()!r}" for t in stuck)
+                           + f"\n(all tasks left: {report})")
+    print(f"\n[tests] {len(left)} task(s) were still running at the end of the session and were "
+          f"cancelled:\n{report}")

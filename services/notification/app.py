@@ -12,6 +12,7 @@ from prometheus_client import CollectorRegistry
 
 from services.notification import api, handlers
 from services.notification.channels import EmailSender, HttpSmsSender, SmsSender, SmtpEmailSender
+from services.notification.gauges import StoreGauges
 from services.notification.retention import purge
 from services.notification.scheduler import Ownership, Scheduler
 from services.notification.service import Deps, Metrics, fire, policy_from
@@ -20,7 +21,7 @@ from services.notification.templates import CATALOGUE, Templates
 from shared import auth, topics
 from shared.audit import AuditLog, audit_router
 from shared.clock import Clock, clock_from_settings
-from shared.http import health_router, install_error_handlers, metrics_router
+from shared.http import asyncapi_router, health_router, install_error_handlers, metrics_router
 from shared.kafka import RawProducer, make_broker
 from shared.logging import configure_logging
 from shared.mongo import make_mongo_client, ping
@@ -101,7 +102,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
                 await sms_sender.aclose()
             await client.close()
 
-    broker.include_router(handlers.router_for(s, get_deps, ownership))
+    broker.include_router(handlers.router_for(s, get_deps, ownership, registry))
     def get_audit() -> AuditLog:
         return holder["audit"]  # type: ignore[no-any-return]
 
@@ -114,7 +115,15 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
     app.include_router(api.router(get_deps, get_audit))
     app.include_router(audit_router(get_audit))
     app.include_router(health_router(app.state.ready_checks))
-    app.include_router(metrics_router(registry), dependencies=auth.metrics_dependencies(s))
+    gauges = StoreGauges(registry)
+
+    async def refresh_gauges() -> None:
+        if "deps" in holder:
+            await gauges.refresh(holder["deps"].store, holder["deps"].clock)
+
+    app.include_router(metrics_router(registry, refresh_gauges),
+                       dependencies=auth.metrics_dependencies(s))
+    app.include_router(asyncapi_router(), dependencies=auth.docs_dependencies(s))
     install_error_handlers(app)
     app.state.broker = broker
     app.state.registry = registry

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from faststream.kafka import KafkaMessage, KafkaRouter
+from prometheus_client import CollectorRegistry
 
 from services.notification.retention import forget_person
 from services.notification.scheduler import Ownership
@@ -27,9 +28,10 @@ class UnknownEventType(ValueError):
     pass
 
 
-def router_for(s: Settings, get_deps: Callable[[], Deps], ownership: Ownership) -> KafkaRouter:
+def router_for(s: Settings, get_deps: Callable[[], Deps], ownership: Ownership,
+               registry: CollectorRegistry | None = None) -> KafkaRouter:
     r = dead_letter_router(dlq_topic=s.topic(topics.DLQ), producer=lambda: get_deps().raw,
-                           service="notification",
+                           service="notification", registry=registry,
                            retry_budget_seconds=s.transient_retry_max_seconds)
 
     @r.subscriber(s.topic(topics.ACTIONS), listener=ownership,

@@ -16,7 +16,8 @@ Order of effects when an action fires, each step idempotent, the timer deleted l
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -41,8 +42,8 @@ from shared.clock import Clock
 from shared.cloudevents import CloudEvent, headers_for, new_event
 from shared.contracts import internes as i
 from shared.ids import derive_id
-from shared.kafka import RawProducer
-from shared.logging import get_logger
+from shared.kafka import TRANSIENT, RawProducer
+from shared.logging import bind_message_context, get_logger
 from shared.settings import Settings
 
 SOURCE = "urn:fr:assurance-maladie:parcours:notification"
@@ -159,6 +160,10 @@ async def fire(timer: dict[str, Any], deps: Deps) -> str:
         await deps.store.delete_timer(timer["_id"])
         return "obsolete"
     action = i.ActionPlanifiee.model_validate(doc["action"])
+    cause = doc.get("cause") or {}
+    # the chain's correlation id on this firing's log lines (the scheduler is not a handler)
+    bind_message_context(correlationid=cause.get("correlationid") or cause.get("id"),
+                         causationid=cause.get("id"))
     now = deps.clock.now()
     attempt = await deps.store.attempt(aid)
     if attempt is None:
@@ -228,9 +233,30 @@ async def _perform(doc: dict[str, Any], action: i.ActionPlanifiee, attempt: dict
         await deps.store.update_attempt(aid, done)
         return {**attempt, **done}
     done = {"etat": FAIT, "reference": reference, "fin": now}
-    await deps.store.update_attempt(aid, done)
+    await _once_done(lambda: deps.store.update_attempt(aid, done), deps)
     await deps.store.add_contact(action.pseudonyme, aid, now)
     return {**attempt, **done}
+
+
+async def _once_done(write: Callable[[], Awaitable[None]], deps: Deps) -> None:
+    """Record an effect that was just made. Until it is recorded the attempt is "in progress"
+    and firing it again sends again (an e-mail has no idempotency key): a database outage
+    right after a send must not turn into a second e-mail. So this write is retried here, in
+    place, for as long as transient failures last (up to the transient retry budget), instead
+    of leaving the timer to fire again. Only a crash in that window can still repeat the send.
+    """
+    delay, started = 0.2, time.monotonic()
+    while True:
+        try:
+            await write()
+            return
+        except TRANSIENT as exc:
+            if time.monotonic() - started > deps.settings.transient_retry_max_seconds:
+                raise
+            log.warning("effet fait, enregistrement en attente de la base", erreur=repr(exc)[:200],
+                        delai=delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
 
 
 def _fault(deps: Deps, step: str, action_id: str) -> None:

@@ -16,7 +16,7 @@ from services.reporting.handlers import Deps, Metrics
 from services.reporting.store import ReportingStore
 from shared import auth
 from shared.clock import Clock, clock_from_settings
-from shared.http import health_router, install_error_handlers, metrics_router
+from shared.http import asyncapi_router, health_router, install_error_handlers, metrics_router
 from shared.kafka import RawProducer, make_broker
 from shared.logging import configure_logging
 from shared.mongo import make_mongo_client, ping
@@ -60,7 +60,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             await raw.stop()
             await client.close()
 
-    broker.include_router(handlers.router_for(settings, get_deps))
+    broker.include_router(handlers.router_for(settings, get_deps, registry))
     app = FastAPI(
         title="Parcours · reporting",
         version="1.0.0",
@@ -75,6 +75,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     app.include_router(api.router(get_deps, dashboard_public=settings.reporting_dashboard_public))
     app.include_router(health_router(app.state.ready_checks))
     app.include_router(metrics_router(registry), dependencies=auth.metrics_dependencies(settings))
+    app.include_router(asyncapi_router(), dependencies=auth.docs_dependencies(settings))
     install_error_handlers(app)
     app.state.broker = broker
     app.state.registry = registry

@@ -65,11 +65,13 @@ async def _never_read(msg: Any) -> Any:
     return None
 
 
-def router_for(s: Settings, get_deps: Callable[[], Deps]) -> KafkaRouter:
+def router_for(s: Settings, get_deps: Callable[[], Deps],
+               registry: CollectorRegistry | None = None) -> KafkaRouter:
     r = dead_letter_router(
         dlq_topic=s.topic(topics.DLQ),
         producer=lambda: get_deps().raw,
         service="reporting",
+        registry=registry,
         retry_budget_seconds=s.transient_retry_max_seconds,
     )
 

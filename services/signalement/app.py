@@ -15,7 +15,7 @@ from services.signalement.store import SignalementStore
 from shared import auth
 from shared.audit import AuditLog, audit_router
 from shared.clock import Clock, clock_from_settings
-from shared.http import health_router, install_error_handlers, metrics_router
+from shared.http import asyncapi_router, health_router, install_error_handlers, metrics_router
 from shared.kafka import RawProducer, make_broker
 from shared.logging import configure_logging
 from shared.mongo import make_mongo_client, ping
@@ -67,7 +67,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             await raw.stop()
             await client.close()
 
-    broker.include_router(handlers.router_for(settings, get_deps))
+    broker.include_router(handlers.router_for(settings, get_deps, registry))
     audits: dict[str, AuditLog] = {}
 
     def get_audit() -> AuditLog:
@@ -82,6 +82,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     app.include_router(audit_router(get_audit))
     app.include_router(health_router(app.state.ready_checks))
     app.include_router(metrics_router(registry), dependencies=auth.metrics_dependencies(settings))
+    app.include_router(asyncapi_router(), dependencies=auth.docs_dependencies(settings))
     install_error_handlers(app)
     app.add_middleware(api.BodyLimit, max_bytes=settings.http_max_body_bytes)
     app.state.broker = broker

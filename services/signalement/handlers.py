@@ -5,6 +5,7 @@ from collections.abc import Callable
 from typing import Any
 
 from faststream.kafka import KafkaMessage, KafkaRouter
+from prometheus_client import CollectorRegistry
 
 from shared import topics
 from shared.cloudevents import CloudEvent
@@ -22,9 +23,11 @@ async def raw_bodies(msg: Any) -> Any:
     return msg.body
 
 
-def router_for(s: Settings, get_deps: Callable[[], Deps]) -> KafkaRouter:
+def router_for(s: Settings, get_deps: Callable[[], Deps],
+               registry: CollectorRegistry | None = None) -> KafkaRouter:
     r = dead_letter_router(dlq_topic=s.topic(topics.DLQ), producer=lambda: get_deps().raw,
-                           service="signalement", retry_budget_seconds=s.transient_retry_max_seconds)
+                           service="signalement", registry=registry,
+                           retry_budget_seconds=s.transient_retry_max_seconds)
 
     @r.subscriber(s.topic(topics.EVENEMENTS_VIE), batch=True, max_records=s.intake_batch_size,
                   batch_timeout_ms=200, decoder=raw_bodies,

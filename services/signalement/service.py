@@ -267,6 +267,10 @@ async def _store_demands(prepared: list[_Prepared], now: datetime, deps: Deps, o
         out.published.append(marker)
         report.accepted += 1
         deps.metrics.accepted.labels(p.accepted.name).inc()
+        # the first link of the chain in the logs (issue 7): same correlationid downstream
+        log.info("événement accepté", correlationid=cause.correlationid or cause.id,
+                 causationid=cause.id, evenement=p.accepted.name,
+                 demande_id=p.demande.demande_id)
 
 
 def _merge_flags(flags: PersonFlags, a: Accepted) -> PersonFlags:

@@ -30,7 +30,7 @@ from deploy.local.infra import ROOT, SERVICES, InfraError, Proc, free_port
 from shared.clock import FileOffsetClock, read_offset, write_offset
 from shared.settings import Settings
 from shared.topics import ensure_topics
-from tests.conftest import Endpoints, unique
+from tests.conftest import Endpoints, unique, wait_until_writable
 from tests.integration.notification.peers import SmsProvider, SmtpServer
 from tests.support import read_all
 
@@ -256,6 +256,7 @@ async def platform(infra: Endpoints, tmp_path_factory: pytest.TempPathFactory
     prefix = unique("e") + "."
     report = await ensure_topics(infra.bootstrap_servers, prefix)
     assert all(v in ("created", "ok") for v in report.values()), report
+    await wait_until_writable(infra.bootstrap_servers, list(report))
     with SmtpServer() as smtp, SmsProvider() as sms:
         sys_ = new_system(infra, prefix, tmp_path_factory.mktemp("platform"))
         sys_.smtp, sys_.sms = smtp, sms

@@ -1,6 +1,6 @@
 """Faults, with a count of expected effects before and after: services killed with SIGKILL in
 the middle of a stream of life events and restarted; one of two notification instances killed.
-(The broker and database restarts are not written yet.) In every case: no life event lost (each becomes exactly
+(The broker and database restarts: test_infra_faults.py.) In every case: no life event lost (each becomes exactly
 one demand), every reject accounted for, no letter, e-mail, SMS or task duplicated.
 
 Stream size: ``PARCOURS_E2E_STREAM`` (default 400 records, about 2 minutes here; 1000 passed
