@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import contextlib
 import hashlib
 import json
@@ -32,6 +33,7 @@ import signal
 import sys
 import time
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from rich.console import Console
@@ -47,8 +49,10 @@ from rich.table import Table
 
 from deploy.local.generator import PARTENAIRES, Departement, Item, counts
 from deploy.local.infra import SERVICES, InfraError, LocalInfra, infra_from_env, port_open
+from deploy.local.sinks import Sinks
 from shared import topics as t
 from shared.auth import mint
+from shared.calendar import PARIS
 from shared.clock import FileOffsetClock, read_offset, write_offset
 from shared.settings import Settings
 
@@ -267,7 +271,15 @@ async def move_clock(infra: LocalInfra, months: float, step_days: float, pause: 
     clock = FileOffsetClock(infra.clock_file)
     task = progress.add_task("moving the clock", total=steps, info="")
     for _ in range(steps):
-        write_offset(infra.clock_file, read_offset(infra.clock_file) + step_days * 86400)
+        # Land on 11:00 in Paris, never a Sunday: jumps that always landed before 09:00 would
+        # leave calls and SMS deferred by the quiet hours for ever (real time moves on).
+        now = clock.now()
+        target = (now + timedelta(days=step_days)).astimezone(PARIS).replace(
+            hour=11, minute=0, second=0, microsecond=0)
+        if target.weekday() == 6:
+            target += timedelta(days=1)
+        write_offset(infra.clock_file,
+                     read_offset(infra.clock_file) + (target - now).total_seconds())
         progress.update(task, info=f"services' date: {clock.now():%d/%m/%Y}")
         await asyncio.sleep(pause)
         await settle(infra, timeout=30)
@@ -367,8 +379,10 @@ def print_summary(infra: LocalInfra, sample: dict[str, int], report: FeedReport,
 
     lines = [
         f"Dashboard (reporting)      {url('reporting', '/', 'the dashboard')}",
-        f"Letters and print batches  {infra.state / 'data'}"
+        f"Letters and print batches  {infra.state / 'data' / 'letters'}"
         + ("" if "notification" in exists else "  (once notification is built)"),
+        f"E-mails received (SMTP)    {infra.state / 'data' / 'boite-mail'}",
+        f"SMS received (provider)    {infra.state / 'data' / 'sms' / 'envoyes.jsonl'}",
         f"Agents' phone queue        {url('notification', f'/v1/taches?site={site}', 'the queue')}"
         + ("  (header Authorization: Bearer <agent token below>)" if "notification" in exists
            else ""),
@@ -410,7 +424,8 @@ def print_summary(infra: LocalInfra, sample: dict[str, int], report: FeedReport,
 # --------------------------------------------------------------------------- main
 
 
-def start_all(infra: LocalInfra) -> dict[str, str]:
+def start_all(infra: LocalInfra, extra_env: dict[str, dict[str, str]] | None = None
+              ) -> dict[str, str]:
     """``infra.up()``, except that a service that fails to start is reported and left out
     instead of stopping the demo (the others still show their part). Returns the failures."""
     infra.state.mkdir(parents=True, exist_ok=True)
@@ -423,7 +438,7 @@ def start_all(infra: LocalInfra) -> dict[str, str]:
     failed: dict[str, str] = {}
     for name in infra.existing_services():
         try:
-            infra.start_service(name)
+            infra.start_service(name, (extra_env or {}).get(name))
         except InfraError as exc:
             failed[name] = str(exc)[-1500:]
             infra.service(name).stop()
@@ -437,7 +452,9 @@ def run(infra: LocalInfra, args: argparse.Namespace) -> dict[str, Any]:
     t0 = time.monotonic()
     say(f"starting Kafka, the database and the services ({', '.join(infra.existing_services())})"
         " — the first run downloads Kafka and builds the database runner")
-    failed = start_all(infra)
+    sinks = Sinks(infra.state / "data").__enter__()
+    atexit.register(sinks.__exit__)
+    failed = start_all(infra, {"notification": sinks.notification_env()})
     services = [n for n in infra.existing_services() if n not in failed]
     missing = [n for n in SERVICES if n not in infra.existing_services()]
     if missing:

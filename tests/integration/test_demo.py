@@ -74,8 +74,12 @@ def test_the_demo_feeds_a_sample_through_every_service_then_stops_everything(
         assert topics["parcours.decisions"] > 0 and topics["parcours.actions"] > 0
         assert found["orientation"]["with_a_case"] > 0, found["orientation"]
     if "notification" in existing:
-        assert "tasks" in found["notification"], found["notification"]
+        assert found["notification"].get("tasks", 0) >= 1, (
+            "the referrals' calls reach the agents' queue (the clock lands in working hours)",
+            found["notification"])
         assert topics["parcours.resultats"] > 0
+        mails = list((state / "data" / "boite-mail").glob("*.eml"))
+        assert mails, "e-mails reach the demo's SMTP server (none fails for want of one)"
     if "reporting" in existing:
         assert found["reporting"]["dashboard_http"] == 200
     for where in ("where to look", "stopping everything now",
