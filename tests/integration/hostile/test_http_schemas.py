@@ -99,8 +99,11 @@ def reporting_api(infra: Any) -> Iterator[Api]:
 
 
 def _check(api: Api, case: Any) -> None:
-    case.call_and_validate(base_url=api.served.url, headers=api.headers(), checks=CHECKS,
-                           timeout=60)
+    # call_and_validate raises on a failed check; the status is asserted here as well, so that
+    # the promise (never a 5xx) reads in the test itself.
+    response = case.call_and_validate(base_url=api.served.url, headers=api.headers(),
+                                      checks=CHECKS, timeout=60)
+    assert response.status_code < 500, (case.method, case.path, response.status_code)
 
 
 def _document(module: str) -> Any:
