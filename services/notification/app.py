@@ -21,11 +21,11 @@ from services.notification.templates import CATALOGUE, Templates
 from shared import auth, topics
 from shared.audit import AuditLog, audit_router
 from shared.clock import Clock, clock_from_settings
-from shared.http import asyncapi_router, health_router, install_error_handlers, metrics_router
 from shared.kafka import RawProducer, make_broker
 from shared.logging import configure_logging
 from shared.mongo import make_mongo_client, ping
 from shared.retention import PurgeLoop
+from shared.service import mount_platform_routes, ready_checks, settings_for
 from shared.settings import Settings
 
 NAME = "notification"
@@ -39,9 +39,7 @@ def _secret(path: Path | None) -> str | None:
 def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
                email: EmailSender | None = None, sms: SmsSender | None = None,
                fault: Any = None) -> FastAPI:
-    settings = settings or Settings(service_name=NAME)
-    if settings.service_name == "parcours":
-        settings = settings.model_copy(update={"service_name": NAME})
+    settings = settings_for(NAME, settings)
     s = settings
     configure_logging(s.log_level, s.log_json)
     registry = CollectorRegistry()
@@ -110,22 +108,16 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
         title="Parcours · notification", version="1.0.0", lifespan=lifespan, **auth.docs_kwargs(s),
         description="Durable timers of planned actions; letters (PDF, print batches), e-mail, "
         "SMS; the agents' phone-task queue; every outcome on parcours.resultats.")
-    app.state.ready_checks = {"kafka": lambda: broker.ping(2.0)}
+    app.state.ready_checks = ready_checks(broker)
     auth.install(app, s)
     app.include_router(api.router(get_deps, get_audit))
     app.include_router(audit_router(get_audit))
-    app.include_router(health_router(app.state.ready_checks))
     gauges = StoreGauges(registry)
 
     async def refresh_gauges() -> None:
         if "deps" in holder:
             await gauges.refresh(holder["deps"].store, holder["deps"].clock)
 
-    app.include_router(metrics_router(registry, refresh_gauges),
-                       dependencies=auth.metrics_dependencies(s))
-    app.include_router(asyncapi_router(), dependencies=auth.docs_dependencies(s))
-    install_error_handlers(app)
-    app.state.broker = broker
-    app.state.registry = registry
+    mount_platform_routes(app, s, broker, registry, refresh_gauges)
     app.state.ownership = ownership
     return app

@@ -24,11 +24,11 @@ from services.orientation.store import OrientationStore
 from shared import auth
 from shared.audit import AuditLog, audit_router
 from shared.clock import Clock, clock_from_settings
-from shared.http import asyncapi_router, health_router, install_error_handlers, metrics_router
 from shared.kafka import RawProducer, make_broker
 from shared.logging import configure_logging, get_logger
 from shared.mongo import make_mongo_client, ping
 from shared.retention import PurgeLoop
+from shared.service import mount_platform_routes, ready_checks, settings_for
 from shared.settings import Settings
 
 NAME = "orientation"
@@ -50,9 +50,7 @@ class OrientationConfig(BaseSettings):
 
 def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
                config: OrientationConfig | None = None) -> FastAPI:
-    settings = settings or Settings(service_name=NAME)
-    if settings.service_name == "parcours":
-        settings = settings.model_copy(update={"service_name": NAME})
+    settings = settings_for(NAME, settings)
     config = config or OrientationConfig()
     configure_logging(settings.log_level, settings.log_json)
     catalogue = load_catalogue(config.catalogue_path)  # CatalogueError: the service stops
@@ -103,15 +101,10 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
         **auth.docs_kwargs(settings),
         description="The parcours catalogue as data, explainable decisions, cases per person, "
         f"arbitration and the death rule. Catalogue {catalogue.version}.")
-    app.state.ready_checks = {"kafka": lambda: broker.ping(2.0)}
+    app.state.ready_checks = ready_checks(broker)
     auth.install(app, settings)
     app.include_router(api.router(get_deps, get_audit))
     app.include_router(audit_router(get_audit))
-    app.include_router(health_router(app.state.ready_checks))
-    app.include_router(metrics_router(registry), dependencies=auth.metrics_dependencies(settings))
-    app.include_router(asyncapi_router(), dependencies=auth.docs_dependencies(settings))
-    install_error_handlers(app)
-    app.state.broker = broker
-    app.state.registry = registry
+    mount_platform_routes(app, settings, broker, registry)
     app.state.catalogue = catalogue
     return app

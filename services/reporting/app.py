@@ -16,19 +16,17 @@ from services.reporting.handlers import Deps, Metrics
 from services.reporting.store import ReportingStore
 from shared import auth
 from shared.clock import Clock, clock_from_settings
-from shared.http import asyncapi_router, health_router, install_error_handlers, metrics_router
 from shared.kafka import RawProducer, make_broker
 from shared.logging import configure_logging
 from shared.mongo import make_mongo_client, ping
+from shared.service import mount_platform_routes, ready_checks, settings_for
 from shared.settings import Settings
 
 NAME = "reporting"
 
 
 def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> FastAPI:
-    settings = settings or Settings(service_name=NAME)
-    if settings.service_name == "parcours":
-        settings = settings.model_copy(update={"service_name": NAME})
+    settings = settings_for(NAME, settings)
     configure_logging(settings.log_level, settings.log_json)
     registry = CollectorRegistry()
     broker = make_broker(settings, registry=registry)
@@ -70,13 +68,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         "composite, relevance per detector, conversions), as JSON or CSV, and a "
         "dashboard page for operations teams. Pseudonymous data only.",
     )
-    app.state.ready_checks = {"kafka": lambda: broker.ping(2.0)}
+    app.state.ready_checks = ready_checks(broker)
     auth.install(app, settings)
     app.include_router(api.router(get_deps, dashboard_public=settings.reporting_dashboard_public))
-    app.include_router(health_router(app.state.ready_checks))
-    app.include_router(metrics_router(registry), dependencies=auth.metrics_dependencies(settings))
-    app.include_router(asyncapi_router(), dependencies=auth.docs_dependencies(settings))
-    install_error_handlers(app)
-    app.state.broker = broker
-    app.state.registry = registry
+    mount_platform_routes(app, settings, broker, registry)
     return app

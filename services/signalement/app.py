@@ -15,21 +15,19 @@ from services.signalement.store import SignalementStore
 from shared import auth
 from shared.audit import AuditLog, audit_router
 from shared.clock import Clock, clock_from_settings
-from shared.http import asyncapi_router, health_router, install_error_handlers, metrics_router
 from shared.kafka import RawProducer, make_broker
 from shared.logging import configure_logging
 from shared.mongo import make_mongo_client, ping
 from shared.nir import Pseudonymizer
 from shared.retention import PurgeLoop
+from shared.service import mount_platform_routes, ready_checks, settings_for
 from shared.settings import Settings
 
 NAME = "signalement"
 
 
 def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> FastAPI:
-    settings = settings or Settings(service_name=NAME)
-    if settings.service_name == "parcours":
-        settings = settings.model_copy(update={"service_name": NAME})
+    settings = settings_for(NAME, settings)
     configure_logging(settings.log_level, settings.log_json)
     registry = CollectorRegistry()
     broker = make_broker(settings, registry=registry)
@@ -76,15 +74,10 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     app = FastAPI(title="Parcours · signalement", version="1.0.0", lifespan=lifespan,
                   **auth.docs_kwargs(settings),
                   description="Intake of life events and partners' referrals (portail partenaires).")
-    app.state.ready_checks = {"kafka": lambda: broker.ping(2.0)}
+    app.state.ready_checks = ready_checks(broker)
     auth.install(app, settings)
     app.include_router(api.router(get_deps, get_audit))
     app.include_router(audit_router(get_audit))
-    app.include_router(health_router(app.state.ready_checks))
-    app.include_router(metrics_router(registry), dependencies=auth.metrics_dependencies(settings))
-    app.include_router(asyncapi_router(), dependencies=auth.docs_dependencies(settings))
-    install_error_handlers(app)
+    mount_platform_routes(app, settings, broker, registry)
     app.add_middleware(api.BodyLimit, max_bytes=settings.http_max_body_bytes)
-    app.state.broker = broker
-    app.state.registry = registry
     return app
