@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 INFRA := $(BIN)/python -m deploy.local.infra
 
-.PHONY: help install fetch browser up down status run test test-unit test-fast bench hostile lint typecheck contracts clean
+.PHONY: help install fetch browser postgres up down status run test test-unit test-fast bench hostile lint typecheck contracts clean
 
 help:
 	@echo "make run      start Kafka, the database and the services, feed a sample (Ctrl-C stops)"
@@ -24,10 +24,24 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-fetch: $(STAMP)
+# The local database is FerretDB storing into a PostgreSQL server of its own (docs/adr/0012):
+# Debian's postgresql package, installed on first use when missing (without the package's own
+# default cluster: ours is started by deploy/local, on a Unix socket, and stopped with the rest).
+postgres:
+	@ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || [ -n "$$PARCOURS_LOCAL_PG_BINDIR" ] \
+	  || [ "$$PARCOURS_LOCAL_DB_BACKEND" = sqlite ] || { \
+	  echo "installing postgresql (Debian package, first run only)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO mkdir -p /etc/postgresql-common; \
+	  [ -f /etc/postgresql-common/createcluster.conf ] || \
+	    echo "create_main_cluster = false" | $$SUDO tee /etc/postgresql-common/createcluster.conf >/dev/null; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
+	    -o Dpkg::Options::=--force-confold postgresql >/dev/null; }
+
+fetch: $(STAMP) postgres
 	$(INFRA) fetch
 
-up: $(STAMP)
+up: $(STAMP) postgres
 	$(INFRA) up
 
 status: $(STAMP)
@@ -36,7 +50,7 @@ status: $(STAMP)
 down: $(STAMP)
 	$(INFRA) down
 
-run: $(STAMP)
+run: $(STAMP) postgres
 	$(BIN)/python -m deploy.local.demo $(ARGS)
 
 # The dashboard test drives a real headless Chromium: Debian's chromium and chromedriver,
@@ -47,17 +61,17 @@ browser:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium chromium-driver >/dev/null; }
 
-test: $(STAMP) browser
+test: $(STAMP) browser postgres
 	$(BIN)/python -m pytest tests
 
 test-unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit
 
-bench: $(STAMP)
+bench: $(STAMP) postgres
 	$(BIN)/python -m bench
 
 HOSTILE_EXAMPLES ?= 500
-hostile: $(STAMP)
+hostile: $(STAMP) postgres
 	PARCOURS_HOSTILE_EXAMPLES=$(HOSTILE_EXAMPLES) $(BIN)/python -m pytest tests/integration/hostile -o timeout=3600
 
 lint: $(STAMP)
@@ -69,5 +83,6 @@ typecheck: $(STAMP)
 contracts: $(STAMP)
 	$(BIN)/python -m shared.schemas docs/contracts
 
-clean: down
+clean: $(STAMP)
+	$(INFRA) purge
 	rm -rf .local/run

@@ -7,7 +7,13 @@
 """
 
 import asyncio
+import contextlib
+import os
+import shutil
 import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
 
 from bench import e2e, signalement_intake
 
@@ -29,7 +35,34 @@ def scale(argv: list[str]) -> int:
     return 0
 
 
+@contextlib.contextmanager
+def infrastructure() -> Iterator[None]:
+    """The broker and database named by ``PARCOURS_KAFKA_BOOTSTRAP_SERVERS`` and
+    ``PARCOURS_MONGO_URI``, else a running ``make up``, else a ``deploy/local`` of the bench's
+    own on free ports (Kafka, FerretDB, PostgreSQL), stopped at the end."""
+    from deploy.local.infra import LocalInfra, port_open
+
+    if os.environ.get("PARCOURS_KAFKA_BOOTSTRAP_SERVERS") or port_open(9092):
+        yield
+        return
+    state = Path(tempfile.mkdtemp(prefix="parcours-bench-infra-"))
+    local = LocalInfra.ephemeral(state)
+    try:
+        local.up(services=False)
+        os.environ["PARCOURS_KAFKA_BOOTSTRAP_SERVERS"] = local.bootstrap_servers
+        os.environ["PARCOURS_MONGO_URI"] = local.mongo_uri
+        yield
+    finally:
+        local.down()
+        shutil.rmtree(state, ignore_errors=True)
+
+
 def main(argv: list[str]) -> int:
+    with infrastructure():
+        return _main(argv)
+
+
+def _main(argv: list[str]) -> int:
     if argv and argv[0] == "intake":
         return signalement_intake.main(argv[1:])
     if argv and argv[0] == "e2e":

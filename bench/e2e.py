@@ -29,6 +29,8 @@ import contextlib
 import json
 import os
 import random
+import shutil
+import signal
 import statistics
 import sys
 import tempfile
@@ -152,12 +154,11 @@ def partitions(topic: str) -> list[TopicPartition]:
     return [TopicPartition(topic, p) for p in range(specs[name].partitions)]
 
 
-async def read_stage(servers: str, topic: str) -> list[tuple[int, str | None]]:
-    """(timestamp ms, correlation id header) of every record of a topic."""
+async def _every_record(servers: str, topic: str, take: Any) -> None:
+    """``take(record)`` for every record of a topic, from the start to its end offsets."""
     consumer = AIOKafkaConsumer(topic, bootstrap_servers=servers, auto_offset_reset="earliest",
                                 enable_auto_commit=False, fetch_max_bytes=16 * 1024 * 1024)
     await consumer.start()
-    out: list[tuple[int, str | None]] = []
     try:
         tps = consumer.assignment()
         while not tps:
@@ -168,11 +169,16 @@ async def read_stage(servers: str, topic: str) -> list[tuple[int, str | None]]:
             batch = await consumer.getmany(timeout_ms=1000, max_records=10_000)
             for records in batch.values():
                 for r in records:
-                    corr = next((v.decode() for k, v in r.headers or ()
-                                 if k == "correlation_id"), None)
-                    out.append((r.timestamp, corr))
+                    take(r)
     finally:
         await consumer.stop()
+
+
+async def read_stage(servers: str, topic: str) -> list[tuple[int, str | None]]:
+    """(timestamp ms, correlation id header) of every record of a topic."""
+    out: list[tuple[int, str | None]] = []
+    await _every_record(servers, topic, lambda r: out.append((r.timestamp, next(
+        (v.decode() for k, v in r.headers or () if k == "correlation_id"), None))))
     return out
 
 
@@ -185,23 +191,12 @@ async def _behind(consumer: AIOKafkaConsumer, tps: Any, ends: dict[Any, int]) ->
 
 async def event_ids(servers: str, topic: str) -> dict[str, int]:
     """CloudEvent id -> record timestamp of the input topic."""
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=servers, auto_offset_reset="earliest",
-                                enable_auto_commit=False, fetch_max_bytes=16 * 1024 * 1024)
-    await consumer.start()
     out: dict[str, int] = {}
-    try:
-        tps = consumer.assignment()
-        while not tps:
-            await asyncio.sleep(0.05)
-            tps = consumer.assignment()
-        ends = await consumer.end_offsets(list(tps))
-        while await _behind(consumer, tps, ends):
-            batch = await consumer.getmany(timeout_ms=1000, max_records=10_000)
-            for records in batch.values():
-                for r in records:
-                    out[json.loads(r.value)["id"]] = r.timestamp
-    finally:
-        await consumer.stop()
+
+    def take(r: Any) -> None:
+        out[json.loads(r.value)["id"]] = r.timestamp
+
+    await _every_record(servers, topic, take)
     return out
 
 
@@ -308,11 +303,16 @@ def infra_cpu() -> dict[str, float]:
     out: dict[str, float] = {}
     for p in psutil.process_iter(["name", "cmdline", "cpu_times"]):
         cmd = " ".join(p.info["cmdline"] or ())
-        kind = ("FerretDB (database)" if "ferretdb" in (p.info["name"] or "") else
-                "Kafka broker" if "kafka.Kafka" in cmd else None)
+        name = p.info["name"] or ""
+        kind = ("FerretDB (database)" if "ferretdb" in name else
+                "PostgreSQL (FerretDB's storage)" if name == "postgres" or cmd.startswith("postgres:")
+                else "Kafka broker" if "kafka.Kafka" in cmd else None)
         if kind and p.info["cpu_times"] is not None:
             t = p.info["cpu_times"]
-            out[kind] = out.get(kind, 0.0) + t.user + t.system
+            # PostgreSQL's backends come and go (FerretDB's pool closes idle connections): the
+            # exited ones count in their parent's children times, or their CPU would vanish.
+            children = t.children_user + t.children_system if " -D " in cmd else 0.0
+            out[kind] = out.get(kind, 0.0) + t.user + t.system + children
     return out
 
 
@@ -411,14 +411,20 @@ async def run(n: int, instances: int = 1, baseline: bool = True, profile: int = 
         await sampler
         for name, target, p in profiles:
             with contextlib.suppress(Exception):
-                p.terminate()
-                p.wait(timeout=10)
+                # SIGINT, not SIGTERM: py-spy writes what it sampled so far on Ctrl-C, so a
+                # run shorter than --profile still gets its profile.
+                p.send_signal(signal.SIGINT)
+                p.wait(timeout=30)
             if target.exists():
                 result.profiles[name] = top_frames(target)
+                if keep := os.environ.get("PARCOURS_BENCH_KEEP_PROFILES"):
+                    Path(keep).mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 (raw, for flame graphs)
+                    shutil.copy(target, Path(keep) / target.name)
         result.procs = list(stats.values())
     except BaseException:
         system.stop()
         await cleanup(admin, prefix, system)
+        shutil.rmtree(state, ignore_errors=True)
         raise
     system.stop()
 
@@ -426,6 +432,7 @@ async def run(n: int, instances: int = 1, baseline: bool = True, profile: int = 
         await measure(servers, prefix, result, baseline)
     finally:
         await cleanup(admin, prefix, system)
+        shutil.rmtree(state, ignore_errors=True)  # the services' logs and data of this run
     return result
 
 
@@ -520,12 +527,14 @@ def main(argv: list[str]) -> int:
                         help="py-spy the first instance of each service for that long")
     parser.add_argument("--write", action="store_true",
                         help="also write the report into docs/performance.md (latest run)")
+    parser.add_argument("--section", default="e2e",
+                        help="the section of docs/performance.md to write (e2e, soak, ...)")
     args = parser.parse_args(argv)
     r = asyncio.run(run(args.n, args.instances, not args.no_baseline, args.profile))
     text = report([r], " ".join(["python -m bench e2e", *argv]))
     print(text)
     if args.write:
-        write_section("e2e", text)
+        write_section(args.section, text)
     return 0
 
 

@@ -22,6 +22,12 @@ class Clock(Protocol):
         ...
 
 
+def to_millis(when: datetime) -> datetime:
+    """``when`` cut to the millisecond, the precision of a BSON date: a time that is published and
+    also stored, then published again from what was stored (after a crash), stays the same."""
+    return when.replace(microsecond=when.microsecond - when.microsecond % 1000)
+
+
 class SystemClock:
     def now(self) -> datetime:
         return datetime.now(UTC)

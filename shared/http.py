@@ -11,7 +11,10 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from pymongo.errors import PyMongoError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from shared.mongo import storage_unavailable
 
 ReadinessCheck = Callable[[], Awaitable[bool]]
 
@@ -58,6 +61,27 @@ def metrics_router(registry: CollectorRegistry,
     return router
 
 
+class RefuseNulInUrl:
+    """ASGI middleware: a path or query holding a NUL character (``%00``) is answered 400 with
+    the reason, before any route: no identifier holds one, and the database cannot look one up
+    (docs/adr/0012). Bodies are checked by their models (``shared.contracts.base.SansNul``)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and (
+            "\x00" in scope.get("path", "") or b"%00" in scope.get("query_string", b"")
+            or b"\x00" in scope.get("query_string", b"")
+        ):
+            response = JSONResponse(
+                {"erreur": "requete-incorrecte",
+                 "message": "the NUL character (%00) is not allowed in a URL"}, status_code=400)
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Every HTTP error says what was wrong, as ``{"erreur": code, "message": ..., "details": ...}``.
 
@@ -75,6 +99,15 @@ def install_error_handlers(app: FastAPI) -> None:
             {"erreur": "requete-invalide", "message": "the request is invalid", "details": details},
             status_code=422,
         )
+
+    @app.exception_handler(PyMongoError)
+    async def on_database(_: Request, exc: PyMongoError) -> JSONResponse:
+        if storage_unavailable(exc):
+            return JSONResponse({"erreur": "indisponible",
+                                 "message": "the database is unavailable right now: retry later"},
+                                status_code=503, headers={"Retry-After": "5"})
+        return JSONResponse({"erreur": "erreur-interne",
+                             "message": f"database error ({type(exc).__name__})"}, status_code=500)
 
     @app.exception_handler(StarletteHTTPException)
     async def on_http(_: Request, exc: StarletteHTTPException) -> JSONResponse:

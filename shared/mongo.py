@@ -11,8 +11,10 @@ from typing import Any
 from pymongo import AsyncMongoClient
 from pymongo.errors import (
     AutoReconnect,
+    BulkWriteError,
     ConnectionFailure,
     NetworkTimeout,
+    OperationFailure,
     ServerSelectionTimeoutError,
     WriteConcernError,
 )
@@ -25,6 +27,56 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     ServerSelectionTimeoutError,
     WriteConcernError,
 )
+
+# FerretDB answers a command it could not run because its storage (PostgreSQL) is unreachable
+# or restarting with an ordinary error (InternalError, code 1) whose message says so: the
+# database is unavailable, as surely as if the connection had dropped (ADR 0012).
+_STORAGE_UNAVAILABLE = (
+    "failed to connect to", "connection refused", "broken pipe", "connection reset",
+    "unexpected eof", "conn closed", "closed pool", "no such file or directory",
+    "sqlstate 57p0", "sqlstate 08", "sqlstate 53", "sqlstate 40001", "sqlstate 40p01",
+)
+
+
+def storage_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database is unavailable right now (retry, never dead-letter)."""
+    if isinstance(exc, TRANSIENT_ERRORS):
+        return True
+    if isinstance(exc, BulkWriteError):  # the same message, per document of an insert_many
+        return any(_says_unavailable(str(e.get("errmsg", "")))
+                   for e in (exc.details or {}).get("writeErrors", []) if e.get("code") == 1)
+    if isinstance(exc, OperationFailure) and exc.code in (1, None):
+        return _says_unavailable(str(exc))
+    return False
+
+
+DUPLICATE_KEY = 11000
+
+
+async def insert_all(collection: Any, docs: list[dict[str, Any]]) -> set[int]:
+    """Insert every document (one unordered ``insert_many``); return the indexes in ``docs``
+    of those whose ``_id`` was already there (or earlier in ``docs``)."""
+    if not docs:
+        return set()
+    try:
+        await collection.insert_many(docs, ordered=False)
+    except BulkWriteError as exc:
+        errors = (exc.details or {}).get("writeErrors", [])
+        if any(e.get("code") != DUPLICATE_KEY for e in errors):
+            raise
+        return {e["index"] for e in errors}
+    return set()
+
+
+async def insert_new(collection: Any, docs: list[dict[str, Any]]) -> set[str]:
+    """:func:`insert_all`, answered as the ``_id`` of the documents already there: the
+    platform's "seen before?" test, an insert rather than a read that may miss (ADR 0007)."""
+    return {docs[k]["_id"] for k in await insert_all(collection, docs)}
+
+
+def _says_unavailable(message: str) -> bool:
+    message = message.lower()
+    return any(sign in message for sign in _STORAGE_UNAVAILABLE)
 
 
 def make_mongo_client(uri: str, timeout_ms: int = 5000, app_name: str = "parcours") -> AsyncMongoClient[Any]:

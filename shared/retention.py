@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
+from typing import Any
 
 from shared.logging import get_logger
 from shared.settings import Settings
@@ -51,8 +52,19 @@ class PurgeLoop:
                 log.warning("purge interrompue", service=self.name, error=type(exc).__name__)
             await asyncio.sleep(self.interval)
 
-    async def stop(self) -> None:
+    async def stop(self, grace: float = 10.0) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await stop_task(self._task, grace, f"purge {self.name}")
+
+
+async def stop_task(task: asyncio.Task[Any], grace: float, what: str) -> None:
+    """Cancel a background loop and wait for it, at most ``grace`` seconds: a shutdown must
+    not hang on a client library that holds on to a cancellation (the loop only repeats
+    idempotent work, which the next start does again)."""
+    task.cancel()
+    done, _ = await asyncio.wait({task}, timeout=grace)
+    if not done:
+        log.warning("tâche de fond non arrêtée à temps, abandonnée", tache=what, delai=grace)
+        return
+    with contextlib.suppress(asyncio.CancelledError):
+        task.result()

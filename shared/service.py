@@ -10,7 +10,13 @@ from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
 from shared import auth
-from shared.http import asyncapi_router, health_router, install_error_handlers, metrics_router
+from shared.http import (
+    RefuseNulInUrl,
+    asyncapi_router,
+    health_router,
+    install_error_handlers,
+    metrics_router,
+)
 from shared.settings import Settings
 
 
@@ -26,12 +32,14 @@ def mount_platform_routes(app: FastAPI, settings: Settings, broker: Any,
                           registry: CollectorRegistry,
                           refresh: Callable[[], Awaitable[None]] | None = None) -> None:
     """``/health/live`` and ``/health/ready`` (Kafka now; the lifespan adds the database to
-    ``app.state.ready_checks``), ``/metrics``, the AsyncAPI document, the error bodies."""
+    ``app.state.ready_checks``), ``/metrics``, the AsyncAPI document, the error bodies, and the
+    refusal of a NUL character in URLs."""
     app.include_router(health_router(app.state.ready_checks))
     app.include_router(metrics_router(registry, refresh),
                        dependencies=auth.metrics_dependencies(settings))
     app.include_router(asyncapi_router(), dependencies=auth.docs_dependencies(settings))
     install_error_handlers(app)
+    app.add_middleware(RefuseNulInUrl)
     app.state.broker = broker
     app.state.registry = registry
 

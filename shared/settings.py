@@ -64,7 +64,15 @@ class Settings(BaseSettings):
         120, description="Requests a partner may make per minute on one instance (429 beyond)."
     )
     intake_batch_size: int = Field(
-        500, description="Largest batch of life events signalement takes from Kafka at once."
+        1000, ge=1, description="Largest batch of life events signalement takes from Kafka at once."
+    )
+    orientation_batch_size: int = Field(
+        500, ge=1, description="Largest batch of demands and outcomes orientation takes from Kafka "
+        "at once (offsets are committed once the whole batch is stored and published)."
+    )
+    orientation_concurrency: int = Field(
+        32, ge=1, description="Persons orientation handles at the same time within a batch (one "
+        "person's inputs are always handled one after the other, in order)."
     )
     data_dir: Path = Field(
         Path(".local/run/data"),

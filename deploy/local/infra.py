@@ -1,11 +1,14 @@
 """The local infrastructure without Docker: a real Apache Kafka broker (KRaft) from the official
-jars on Maven Central, and FerretDB (SQLite storage) through our embedded runner; plus the
-platform's services that exist.
+jars on Maven Central, and FerretDB through our embedded runner, storing into a PostgreSQL
+server of its own (Debian's package; reached over a Unix socket, no TCP port) or, with
+``PARCOURS_LOCAL_DB_BACKEND=sqlite``, into SQLite files (docs/adr/0012); plus the platform's
+services that exist.
 
     python -m deploy.local.infra fetch    # download the jars, build the database runner
     python -m deploy.local.infra up       # start everything in the background, wait until ready
     python -m deploy.local.infra status   # what runs, and whether it is healthy
     python -m deploy.local.infra down     # stop everything it started
+    python -m deploy.local.infra purge    # stop, and delete PostgreSQL data kept elsewhere
 
 ``make up|status|down`` call these. Tests use :class:`LocalInfra` directly, on free ports and
 a temporary state folder. Everything lives under ``.local/`` (git-ignored): ``cache/`` for
@@ -20,11 +23,13 @@ import contextlib
 import hashlib
 import json
 import os
+import pwd
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 import uuid
@@ -119,6 +124,25 @@ def ferretdb_binary(cache: Path = DEFAULT_CACHE) -> Path:
     return binary
 
 
+def postgres_bindir() -> Path:
+    """The PostgreSQL server's programs (initdb, postgres, psql): ``PARCOURS_LOCAL_PG_BINDIR``,
+    else the newest Debian ``/usr/lib/postgresql/<version>/bin``, else ``pg_config --bindir``."""
+    named = os.environ.get("PARCOURS_LOCAL_PG_BINDIR")
+    candidates = [Path(named)] if named else sorted(
+        Path("/usr/lib/postgresql").glob("*/bin"),
+        key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0, reverse=True)
+    if not named and shutil.which("pg_config"):
+        with contextlib.suppress(OSError, subprocess.CalledProcessError):
+            candidates.append(Path(subprocess.run(["pg_config", "--bindir"], capture_output=True,  # noqa: S607
+                                                  text=True, check=True).stdout.strip()))
+    for bindir in candidates:
+        if all((bindir / tool).exists() for tool in ("initdb", "postgres", "psql")):
+            return bindir
+    raise InfraError(
+        "a PostgreSQL server is needed for the local database (Debian: apt-get install postgresql;"
+        " `make` installs it), or set PARCOURS_LOCAL_DB_BACKEND=sqlite (slower, docs/adr/0012)")
+
+
 def _run_with_retries(cmd: list[str], what: str, cwd: Path | None = None, attempts: int = 3) -> None:
     for attempt in range(1, attempts + 1):
         proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, check=False)
@@ -161,24 +185,32 @@ class Proc:
     def running(self) -> bool:
         return self.pid() is not None
 
-    def start(self, cmd: list[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> int:
+    def start(self, cmd: list[str], env: dict[str, str] | None = None, cwd: Path | None = None,
+              user: str | None = None) -> int:
         self.pidfile.parent.mkdir(parents=True, exist_ok=True)
         self.logfile.parent.mkdir(parents=True, exist_ok=True)
         with open(self.logfile, "ab") as out:
             proc = subprocess.Popen(  # noqa: S603 - our own commands
                 cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 env={**os.environ, **(env or {})}, cwd=cwd, start_new_session=True,
+                user=user, group=user, extra_groups=[] if user else None,
             )
         self.pidfile.write_text(str(proc.pid))
         return proc.pid
 
-    def stop(self, timeout: float = 25.0) -> None:
+    def stop(self, timeout: float = 25.0, only_leader: bool = False,
+             sig: signal.Signals = signal.SIGTERM) -> None:
+        """``sig`` to the process group (or to its leader only, which then stops its children
+        itself, as PostgreSQL's postmaster does), SIGKILL to the group after ``timeout``."""
         pid = self.pid()
         if pid is None:
             self.pidfile.unlink(missing_ok=True)
             return
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(pid, signal.SIGTERM)
+            if only_leader:
+                os.kill(pid, sig)
+            else:
+                os.killpg(pid, sig)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and _alive(pid):
             time.sleep(0.2)
@@ -246,13 +278,20 @@ class LocalInfra:
     sasl: bool = False
     sasl_users: dict[str, str] = field(default_factory=dict)
     admin_password: str = field(default_factory=lambda: uuid.uuid4().hex)
+    # Where FerretDB stores (PARCOURS_LOCAL_DB_BACKEND): "postgresql" (default, a PostgreSQL
+    # server of this infrastructure's own) or "sqlite" (files; lookups by _id scan, ADR 0007).
+    db_backend: str = field(
+        default_factory=lambda: os.environ.get("PARCOURS_LOCAL_DB_BACKEND", "postgresql"))
+    # False for a throw-away infrastructure (tests): down() also deletes the PostgreSQL data
+    # when it lives outside the state folder (as root, see postgres_dir).
+    keep_data: bool = True
 
     @classmethod
     def ephemeral(cls, state: Path, cache: Path = DEFAULT_CACHE) -> LocalInfra:
         """On free ports, for a test session."""
         return cls(state=state, cache=cache, kafka_port=free_port(), controller_port=free_port(),
                    mongo_port=free_port(), service_ports={n: free_port() for n in SERVICES},
-                   kafka_heap=os.environ.get("PARCOURS_LOCAL_KAFKA_HEAP", "2g"))
+                   kafka_heap=os.environ.get("PARCOURS_LOCAL_KAFKA_HEAP", "2g"), keep_data=False)
 
     @property
     def bootstrap_servers(self) -> str:
@@ -274,12 +313,34 @@ class LocalInfra:
     def ferretdb(self) -> Proc:
         return Proc("ferretdb", self.state)
 
+    @property
+    def postgres(self) -> Proc:
+        return Proc("postgres", self.state)
+
+    @property
+    def postgres_dir(self) -> Path:
+        """The PostgreSQL cluster (``data/``) and its Unix socket. PostgreSQL refuses to run as
+        root: as root it runs as the ``postgres`` user (Debian's package creates it), which
+        cannot reach into root's private folders (pytest's temporary ones), so its folder is
+        then a private one of its own in the system's temporary folder, named after the state
+        folder."""
+        if os.geteuid() != 0:
+            return self.state / "postgres"
+        digest = hashlib.sha256(str(self.state.resolve()).encode()).hexdigest()[:16]
+        return Path(tempfile.gettempdir()) / f"parcours-postgres-{digest}"
+
+    @property
+    def postgres_url(self) -> str:
+        return f"postgres://parcours@/ferretdb?host={self.postgres_dir}"
+
     def service(self, name: str) -> Proc:
         return Proc(name, self.state)
 
     def fetch(self) -> None:
         kafka_lib(self.cache)
         ferretdb_binary(self.cache)
+        if self.db_backend == "postgresql":
+            postgres_bindir()
 
     # ---- Kafka
     def admin_client_config(self) -> dict[str, str]:
@@ -383,7 +444,8 @@ class LocalInfra:
         if not meta.exists():
             cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
             fmt = subprocess.run(
-                [*self._java(lib), "kafka.tools.StorageTool", "format", "-t", cluster_id,
+                # "=": an id may start with "-", which would read as an option
+                [*self._java(lib), "kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}",
                  "-c", str(props), "-g", *self._scram_format_args()],
                 capture_output=True, text=True, check=False,
             )
@@ -423,17 +485,105 @@ class LocalInfra:
             return False
         return True
 
+    # ---- PostgreSQL (FerretDB's storage)
+    def _postgres_user(self) -> str | None:
+        if os.geteuid() != 0:
+            return None
+        try:
+            pwd.getpwnam("postgres")
+        except KeyError:
+            raise InfraError("running as root, PostgreSQL needs the `postgres` user, which "
+                             "Debian's postgresql package creates") from None
+        return "postgres"
+
+    def start_postgres(self, timeout: float = 60.0) -> None:
+        """A PostgreSQL cluster of this infrastructure's own, listening on a Unix socket in its
+        folder only (no TCP port), then the setup FerretDB needs (postgres-setup.sql)."""
+        if not self.postgres.running():
+            bindir, user, folder = postgres_bindir(), self._postgres_user(), self.postgres_dir
+            if len(str(folder / ".s.PGSQL.5432")) > 100:
+                raise InfraError(f"the PostgreSQL socket path under {folder} is too long for a "
+                                 "Unix socket: use a shorter PARCOURS_LOCAL_STATE")
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            if user:
+                entry = pwd.getpwnam(user)
+                os.chown(folder, entry.pw_uid, entry.pw_gid)
+            data = folder / "data"
+            if not (data / "PG_VERSION").exists():
+                say("creating the local PostgreSQL cluster (first start only)")
+                init = subprocess.run(  # noqa: S603 - our own command
+                    [str(bindir / "initdb"), "-D", str(data), "-U", "parcours", "-A", "trust",
+                     "-E", "UTF8", "--locale=C", "--no-sync"],
+                    capture_output=True, text=True, user=user, group=user,
+                    extra_groups=[] if user else None, check=False)
+                if init.returncode != 0:
+                    raise InfraError(f"initdb failed:\n{init.stdout}{init.stderr}")
+            say(f"starting PostgreSQL (socket in {folder})")
+            self.postgres.start(
+                [str(bindir / "postgres"), "-D", str(data), "-k", str(folder),
+                 "-c", "listen_addresses=", "-c", "max_connections=400",
+                 "-c", "shared_buffers=512MB",
+                 "-c", "plan_cache_mode=force_custom_plan",
+                 # Writes are inserts under random uuid keys: each touches index pages all over,
+                 # and the first change of a page after a checkpoint writes the whole page to
+                 # the WAL. Fewer checkpoints and compressed page images (docs/performance.md);
+                 # the ~2 KB person documents are compressed with lz4 rather than pglz.
+                 "-c", "max_wal_size=8GB", "-c", "checkpoint_timeout=30min",
+                 "-c", "wal_compression=lz4", "-c", "default_toast_compression=lz4",
+                 # ERROR lines are mostly the duplicate keys the services insert on purpose
+                 # (ADR 0007); FerretDB logs the others. LOG, FATAL and PANIC are kept.
+                 "-c", "log_min_messages=log"],
+                user=user, cwd=folder)
+        self._setup_postgres(timeout)
+
+    def _psql(self, database: str, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(  # noqa: S603 - our own command
+            [str(postgres_bindir() / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1",
+             "-h", str(self.postgres_dir), "-U", "parcours", "-d", database, *args],
+            capture_output=True, text=True, check=False, timeout=30)
+
+    def _setup_postgres(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while self._psql("postgres", "-Atc", "SELECT 1").returncode != 0:
+            if not self.postgres.running():
+                raise InfraError(f"PostgreSQL exited during start:\n{self.postgres.log_tail()}")
+            if time.monotonic() > deadline:
+                raise InfraError(f"PostgreSQL not ready after {timeout:.0f}s:\n"
+                                 f"{self.postgres.log_tail()}")
+            time.sleep(0.3)
+        exists = self._psql("postgres", "-Atc", "SELECT 1 FROM pg_database WHERE datname = 'ferretdb'")
+        if exists.stdout.strip() != "1":
+            created = self._psql("postgres", "-c", "CREATE DATABASE ferretdb")
+            if created.returncode != 0:
+                raise InfraError(f"could not create the database: {created.stderr}")
+        setup = self._psql("ferretdb", "-f", str(DEPLOY / "postgres-setup.sql"))
+        if setup.returncode != 0:
+            raise InfraError(f"postgres-setup.sql failed: {setup.stderr}")
+
+    def purge(self) -> None:
+        """Delete the PostgreSQL data kept outside the state folder (as root); the infrastructure
+        must be down."""
+        if self.postgres.running():
+            raise InfraError("stop the infrastructure before purging its data")
+        if not self.postgres_dir.is_relative_to(self.state):
+            shutil.rmtree(self.postgres_dir, ignore_errors=True)
+
     # ---- FerretDB
     def start_ferretdb(self, timeout: float = 60.0) -> None:
+        if self.db_backend not in ("postgresql", "sqlite"):
+            raise InfraError(f"PARCOURS_LOCAL_DB_BACKEND is {self.db_backend!r}: postgresql or sqlite")
+        if self.db_backend == "postgresql":
+            self.start_postgres(timeout)
         if self.ferretdb.running():
             self._wait_mongo(timeout)
             return
         if port_open(self.mongo_port):
             raise InfraError(f"port {self.mongo_port} is taken by another process")
         binary = ferretdb_binary(self.cache)
-        say(f"starting FerretDB on {self.mongo_uri}")
-        self.ferretdb.start([str(binary), "-listen", f"127.0.0.1:{self.mongo_port}",
-                             "-data", str(self.state / "ferretdb-data")])
+        storage = (["-postgresql-url", self.postgres_url] if self.db_backend == "postgresql"
+                   else ["-data", str(self.state / "ferretdb-data")])
+        say(f"starting FerretDB on {self.mongo_uri} ({self.db_backend})")
+        self.ferretdb.start([str(binary), "-listen", f"127.0.0.1:{self.mongo_port}", *storage])
         self._wait_mongo(timeout)
 
     def _wait_mongo(self, timeout: float) -> None:
@@ -527,7 +677,11 @@ class LocalInfra:
         for name in reversed(list(SERVICES)):
             self.service(name).stop()
         self.ferretdb.stop()
+        # SIGINT to the postmaster: PostgreSQL's "fast" shutdown (a clean checkpoint).
+        self.postgres.stop(timeout=60, only_leader=True, sig=signal.SIGINT)
         self.kafka.stop()
+        if not self.keep_data:
+            self.purge()
 
     def status(self) -> dict[str, str]:
         report: dict[str, str] = {}
@@ -543,6 +697,10 @@ class LocalInfra:
                 report["ferretdb"] = "running, not answering"
         else:
             report["ferretdb"] = "stopped"
+        if self.db_backend == "postgresql" or self.postgres.running():
+            report["postgres"] = (
+                ("healthy" if self._psql("postgres", "-Atc", "SELECT 1").returncode == 0
+                 else "running, not answering") if self.postgres.running() else "stopped")
         for name in SERVICES:
             if self.service(name).running():
                 health = self.service_health(name)
@@ -580,7 +738,7 @@ def infra_from_env() -> LocalInfra:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m deploy.local.infra", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["fetch", "up", "down", "status", "infra-up"])
+    parser.add_argument("command", choices=["fetch", "up", "down", "status", "infra-up", "purge"])
     args = parser.parse_args(argv)
     infra = infra_from_env()
     try:
@@ -594,6 +752,9 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "down":
             infra.down()
             say("everything stopped")
+        elif args.command == "purge":  # make clean: stopped, and no data left outside the state
+            infra.down()
+            infra.purge()
         else:
             report = infra.status()
             width = max(len(k) for k in report)

@@ -31,6 +31,7 @@ from services.notification.service import (
 from shared.audit import AuditLog, MotifHeader
 from shared.auth import AGENT, SITE_PATTERN, SUPERVISEUR, Principal, require
 from shared.contracts import internes as i
+from shared.contracts.base import SansNul
 
 Statut = Literal["a-faire", "prise", "terminee"]
 Issue = Literal["joint", "injoignable", "refus", "rendez-vous-pris", "soins-a-organiser",
@@ -70,7 +71,7 @@ class Tache(BaseModel):
     contact: Contact | None = Field(None, description="Who to call (personal data: agents only).")
 
 
-class IssueAppel(BaseModel):
+class IssueAppel(SansNul):
     issue: Issue = Field(..., description="Outcome of the call.")
     commentaire: str | None = Field(None, max_length=2000,
                                     description="Free note for the agents (never published).")

@@ -17,8 +17,9 @@ from typing import Any
 
 from aiokafka import ConsumerRebalanceListener
 
-from shared.kafka import TRANSIENT
+from shared.kafka import is_transient
 from shared.logging import get_logger
+from shared.retention import stop_task
 
 log = get_logger("notification.scheduler")
 
@@ -61,11 +62,9 @@ class Scheduler:
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="notification-scheduler")
 
-    async def stop(self) -> None:
+    async def stop(self, grace: float = 10.0) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await stop_task(self._task, grace, "minuteries")
             self._task = None
 
     def wake(self) -> None:
@@ -77,11 +76,12 @@ class Scheduler:
                 await self.tick()
             except asyncio.CancelledError:
                 raise
-            except TRANSIENT as exc:
-                log.warning("minuteries : base ou broker indisponible, nouvel essai",
-                            error=repr(exc))
-            except Exception:
-                log.exception("minuteries : erreur inattendue, nouvel essai au prochain réveil")
+            except Exception as exc:
+                if is_transient(exc):
+                    log.warning("minuteries : base ou broker indisponible, nouvel essai",
+                                error=repr(exc))
+                else:
+                    log.exception("minuteries : erreur inattendue, nouvel essai au prochain réveil")
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.interval)
             self._wake.clear()
@@ -94,9 +94,9 @@ class Scheduler:
                 for timer in await self._due(partition):
                     try:
                         await self._fire(timer)
-                    except TRANSIENT:
-                        raise
-                    except Exception:
+                    except Exception as exc:
+                        if is_transient(exc):
+                            raise
                         # One broken action must not block the others: it stays due, retried
                         # next tick, and the error is visible in logs and metrics.
                         log.exception("minuterie en erreur", timer=timer["_id"])

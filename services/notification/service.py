@@ -38,11 +38,11 @@ from services.notification.channels import (
 from services.notification.store import NotificationStore
 from services.notification.templates import Templates, letter_values
 from shared import topics
-from shared.clock import Clock
+from shared.clock import Clock, to_millis
 from shared.cloudevents import CloudEvent, headers_for, new_event
 from shared.contracts import internes as i
 from shared.ids import derive_id
-from shared.kafka import TRANSIENT, RawProducer
+from shared.kafka import RawProducer, is_transient
 from shared.logging import bind_message_context, get_logger
 from shared.settings import Settings
 
@@ -164,7 +164,7 @@ async def fire(timer: dict[str, Any], deps: Deps) -> str:
     # the chain's correlation id on this firing's log lines (the scheduler is not a handler)
     bind_message_context(correlationid=cause.get("correlationid") or cause.get("id"),
                          causationid=cause.get("id"))
-    now = deps.clock.now()
+    now = to_millis(deps.clock.now())  # stored in the attempt, published in the outcome
     attempt = await deps.store.attempt(aid)
     if attempt is None:
         coord = await _coordonnees(action.pseudonyme, deps)
@@ -179,7 +179,14 @@ async def fire(timer: dict[str, Any], deps: Deps) -> str:
         else:
             attempt = {"_id": aid, "etat": EN_COURS, "canal": decision.canal,
                        "tache": decision.task, "le": now, "tentatives": 0}
-        _, attempt = await deps.store.start_attempt(attempt)
+        created, attempt = await deps.store.start_attempt(attempt)
+        if not created and attempt["etat"] == EN_COURS:
+            # Another firing of this action (a former owner of the partition still finishing
+            # its tick) inserted the attempt between our read and our insert: it is making the
+            # effect now. Making it here too would send twice; the timer stays, and a later
+            # tick finishes what that firing recorded.
+            log.warning("minuterie déjà en cours ailleurs, laissée", action_id=aid)
+            return "concurrente"
     if attempt["etat"] == EN_COURS:
         attempt = await _perform(doc, action, attempt, deps, now)
         if attempt["etat"] == EN_COURS:
@@ -215,6 +222,8 @@ async def _perform(doc: dict[str, Any], action: i.ActionPlanifiee, attempt: dict
         return {**attempt, **done}
     try:
         reference = await _effect(action, choice, coord, deps, now)  # type: ignore[arg-type]
+        log.info("effet produit", action_id=aid, canal=choice.canal,
+                 tache=bool(choice.task), tentative=int(attempt.get("tentatives", 0)) + 1)
         _fault(deps, "apres-effet", aid)
     except TransientSendError as exc:
         tries = int(attempt.get("tentatives", 0)) + 1
@@ -250,8 +259,9 @@ async def _once_done(write: Callable[[], Awaitable[None]], deps: Deps) -> None:
         try:
             await write()
             return
-        except TRANSIENT as exc:
-            if time.monotonic() - started > deps.settings.transient_retry_max_seconds:
+        except Exception as exc:
+            if not is_transient(exc) or (
+                    time.monotonic() - started > deps.settings.transient_retry_max_seconds):
                 raise
             log.warning("effet fait, enregistrement en attente de la base", erreur=repr(exc)[:200],
                         delai=delay)
@@ -338,6 +348,7 @@ async def _finish(doc: dict[str, Any], action: i.ActionPlanifiee, attempt: dict[
         reference_signalement=action.reference_signalement,
     )
     await publish_result(resultat, doc.get("cause"), deps)
+    _fault(deps, "apres-publication", action.action_id)
     await deps.store.update_action(action.action_id, {"statut": TERMINEE, "resultat": statut,
                                                       "raison": resultat.raison},
                                    {"le": now, "quoi": statut, "raison": resultat.raison,
@@ -388,7 +399,7 @@ async def claim_task(task_id: str, agent: str, deps: Deps) -> dict[str, Any]:
 
 async def record_outcome(task_id: str, agent: str, issue: str, commentaire: str | None,
                          deps: Deps) -> dict[str, Any]:
-    now = deps.clock.now()
+    now = to_millis(deps.clock.now())  # stored as issue_le, published in the outcome
     task = await deps.store.task(task_id)
     if task is None:
         raise TaskNotFound(task_id)

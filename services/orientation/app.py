@@ -19,12 +19,12 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from services.orientation import api, handlers
 from services.orientation.catalogue import DEFAULT_PATH, load_catalogue
 from services.orientation.retention import purge
-from services.orientation.service import Deps, Metrics, broker_publisher
+from services.orientation.service import Deps, Metrics, event_publisher
 from services.orientation.store import OrientationStore
 from shared import auth
 from shared.audit import AuditLog, audit_router
 from shared.clock import Clock, clock_from_settings
-from shared.kafka import RawProducer, make_broker
+from shared.kafka import EventPublisher, RawProducer, make_broker
 from shared.logging import configure_logging, get_logger
 from shared.mongo import make_mongo_client, ping
 from shared.retention import PurgeLoop
@@ -71,7 +71,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
             settings=settings, store=OrientationStore(client, settings.database_name),
             clock=clock or clock_from_settings(settings.clock_file), catalogue=catalogue,
             merge_window_days=config.merge_window_days, broker=broker, raw=raw,
-            metrics=metrics, publier=broker_publisher(broker, settings),
+            metrics=metrics,
+            publier=event_publisher(EventPublisher(raw, settings, registry), settings),
         )
         app.state.deps = deps
         audits["audit"] = AuditLog(client[settings.database_name], deps.clock)

@@ -7,6 +7,7 @@ parcours and the step concerned. No I/O here besides reading that file.
 
 from __future__ import annotations
 
+import functools
 import types
 import typing
 from collections import Counter
@@ -217,8 +218,19 @@ class Catalogue(_Modele):
 
     def declenches_par(self, cles: Iterable[str]) -> tuple[Parcours, ...]:
         """The parcours triggered by any of these event names or situations, in catalogue order."""
-        wanted = set(cles)
-        return tuple(p for p in self.parcours if wanted & set(p.declencheurs.tous))
+        found: set[int] = set()
+        for cle in cles:
+            found.update(self._par_declencheur.get(cle, ()))
+        return tuple(self.parcours[n] for n in sorted(found))
+
+    @functools.cached_property
+    def _par_declencheur(self) -> dict[str, tuple[int, ...]]:
+        """Trigger → positions of the parcours it triggers (asked for every input)."""
+        index: dict[str, list[int]] = {}
+        for n, p in enumerate(self.parcours):
+            for cle in set(p.declencheurs.tous):
+                index.setdefault(cle, []).append(n)
+        return {cle: tuple(ns) for cle, ns in index.items()}
 
     def condition(self, nom: str) -> Condition:
         return self.conditions[nom]

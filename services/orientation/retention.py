@@ -2,8 +2,8 @@
 retention of each case's parcours has passed since it closed (shared/retention.py).
 
 The periodic job scans ``personnes`` (a rare job: on FerretDB any non-``_id`` filter scans
-anyway) and deletes by ``_id``: the person's document, their outbox markers (``publies``)
-and their ``connus`` entry. Idempotent: two instances, or a run interrupted and repeated,
+anyway) and deletes by ``_id``: the person's document, and their ``connus`` entry, which
+earlier versions wrote. Idempotent: two instances, or a run interrupted and repeated,
 delete the same documents. A person with an open case, or pending messages in the outbox,
 is kept.
 """
@@ -14,21 +14,18 @@ from datetime import datetime
 from typing import Any
 
 from services.orientation.service import Deps
+from services.orientation.store import contexte_de
 from shared.retention import retention
 
 
 def purgeable(doc: dict[str, Any], deps: Deps, now: datetime) -> bool:
-    ctx = doc.get("contexte") or {}
-    dossiers = ctx.get("dossiers") or []
+    dossiers = contexte_de(doc).dossiers
     if not dossiers:
         return False
     for d in dossiers:
-        if d.get("statut") != "clos" or not d.get("clos_le"):
+        if d.statut != "clos" or d.clos_le is None:
             return False
-        clos = d["clos_le"]
-        if isinstance(clos, str):
-            clos = datetime.fromisoformat(clos)
-        if clos + retention(deps.settings, d.get("parcours")) > now:
+        if d.clos_le + retention(deps.settings, d.parcours) > now:
             return False
     return True
 
@@ -36,8 +33,7 @@ def purgeable(doc: dict[str, Any], deps: Deps, now: datetime) -> bool:
 async def purge(deps: Deps) -> int:
     store, now = deps.store, deps.clock.now()
     n = 0
-    async for doc in store.personnes.find({}, {"_id": 1, "contexte.dossiers": 1,
-                                                "a_publier": 1}):
+    async for doc in store.personnes.find({}, {"_id": 1, "contexte": 1, "a_publier": 1}):
         if not purgeable(doc, deps, now):
             continue
         pseudonyme = doc["_id"]

@@ -20,12 +20,22 @@ changes nothing and publishes nothing.
 
 CloudEvent ids are uuid5 of the cause (demand or outcome id) and of the content (the action,
 the cancelled action, the decision), so every replay gives the same ids.
+
+A batch (``traiter_lot``) takes the same steps for its persons seen for the first time (most of
+a monthly batch), but together: one insert registers them all as known, their inputs are
+decided in memory (one person's in order), their first documents (version 1, every cause of the
+batch in the outbox) are stored by one insert, their messages published together, and their
+acknowledgements stored by one insert. Every other person, and a new one whose document another
+writer stored first, goes through ``_traiter``, one input at a time. The guarantees are the
+ones above: a crash anywhere leaves either nothing stored (the inputs are read again and
+decided again, the same way) or the causes in the outbox (published again, same ids).
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -40,14 +50,16 @@ from services.orientation.store import (
     EnAttente,
     EtatPersonne,
     OrientationStore,
+    vers_document,
 )
 from shared import topics
 from shared.clock import Clock
-from shared.cloudevents import CloudEvent, headers_for, new_event
+from shared.cloudevents import CloudEvent, new_event
 from shared.contracts import internes as i
 from shared.ids import derive_id
-from shared.kafka import RawProducer
-from shared.logging import get_logger
+from shared.kafka import EventPublisher, RawProducer, is_transient
+from shared.logging import bind_message_context, get_logger
+from shared.metrics import add_counts
 from shared.settings import Settings
 
 SOURCE = "urn:fr:assurance-maladie:parcours:orientation"
@@ -93,17 +105,12 @@ class Deps:
     publier: Publisher
 
 
-def broker_publisher(broker: KafkaBroker, settings: Settings) -> Publisher:
+def event_publisher(publisher: EventPublisher, settings: Settings) -> Publisher:
     """Publish every message, then wait for every acknowledgement (acks=all, idempotent)."""
 
     async def publier(messages: Sequence[Message]) -> None:
-        futures = [
-            await broker.publish(event.to_bytes(), settings.topic(topic), key=key.encode(),
-                                 headers=headers_for(event), no_confirm=True)
-            for topic, event, key in messages
-        ]
-        for future in futures:
-            await future
+        await publisher.publish((settings.topic(topic), event, key)
+                                for topic, event, key in messages)
 
     return publier
 
@@ -112,29 +119,156 @@ def broker_publisher(broker: KafkaBroker, settings: Settings) -> Publisher:
 
 
 async def orienter(event: CloudEvent[i.Demande], deps: Deps) -> Outcome:
-    """One demand from ``parcours.demandes``."""
+    """One demand from ``parcours.demandes``, alone (what a batch does for a known person)."""
     _attendre_type(event, i.DEMANDE)
-    d = event.data
-    deps.metrics.inputs.labels("demande", d.evenement).inc()
-    return await _traiter(
-        d.pseudonyme, d.demande_id, event, deps, "demande",
-        lambda ctx, now: decide(ctx, d, deps.catalogue, now,
-                                merge_window_days=deps.merge_window_days))
+    return await Entree.of(event, deps).traiter(deps)
 
 
 async def suivre_resultat(event: CloudEvent[i.Resultat], deps: Deps) -> Outcome:
-    """One outcome from ``parcours.resultats``."""
+    """One outcome from ``parcours.resultats``, alone."""
     _attendre_type(event, i.RESULTAT)
-    r = event.data
-    deps.metrics.inputs.labels("resultat", r.statut).inc()
-    return await _traiter(
-        r.pseudonyme, r.resultat_id, event, deps, "resultat",
-        lambda ctx, now: on_result(ctx, r, deps.catalogue, now,
-                                   merge_window_days=deps.merge_window_days))
+    return await Entree.of(event, deps).traiter(deps)
 
 
 class TypeInattendu(ValueError):
     pass
+
+
+# --------------------------------------------------------------------------- batches
+
+
+@dataclass(frozen=True)
+class Entree:
+    """One decoded input of a batch: whom it is about, its cause, how to decide it."""
+
+    pseudonyme: str
+    cause: str
+    event: CloudEvent[Any]
+    kind: str
+    what: str
+    decider: Callable[[PersonContext, datetime], Outcome]
+    source: Any = None  # the Kafka record, to dead-letter it alone
+
+    @classmethod
+    def of(cls, event: CloudEvent[Any], deps: Deps, source: Any = None) -> Entree:
+        if event.type == i.DEMANDE:
+            d: i.Demande = event.data
+            return cls(d.pseudonyme, d.demande_id, event, "demande", d.evenement,
+                       lambda ctx, now: decide(ctx, d, deps.catalogue, now,
+                                               merge_window_days=deps.merge_window_days), source)
+        if event.type == i.RESULTAT:
+            r: i.Resultat = event.data
+            return cls(r.pseudonyme, r.resultat_id, event, "resultat", r.statut,
+                       lambda ctx, now: on_result(ctx, r, deps.catalogue, now,
+                                                  merge_window_days=deps.merge_window_days), source)
+        raise TypeInattendu(f"type {event.type!r}: orientation reads {i.DEMANDE} and {i.RESULTAT}")
+
+    async def traiter(self, deps: Deps) -> Outcome:
+        """This input alone (the path of a known person)."""
+        bind_message_context(correlationid=self.event.correlationid, causationid=self.event.id)
+        deps.metrics.inputs.labels(self.kind, self.what).inc()
+        return await _traiter(self.pseudonyme, self.cause, self.event, deps, self.kind,
+                              self.decider)
+
+
+Poison = Callable[[Entree, Exception], None]
+
+
+@dataclass
+class _Premier:
+    """A new person's inputs of the batch, decided in memory."""
+
+    entrees: list[Entree]
+    contexte: PersonContext
+    attentes: list[EnAttente] = field(default_factory=list)
+    outcomes: list[tuple[Entree, Outcome]] = field(default_factory=list)
+    messages: list[Message] = field(default_factory=list)
+    maj_le: datetime | None = None
+
+
+async def traiter_lot(personnes: Sequence[Sequence[Entree]], deps: Deps, concurrency: int,
+                      poison: Poison) -> None:
+    """A batch, grouped by person (each group in offset order). ``poison`` receives an input
+    that cannot be decided (a bug, a contract the rules refuse): the rest goes on. An outage
+    is raised, after every person under way has finished, for the whole batch to be read
+    again (what was done is recognised)."""
+    gate = asyncio.Semaphore(concurrency)
+
+    async def une_a_une(entrees: Sequence[Entree]) -> None:
+        async with gate:
+            for entree in entrees:
+                try:
+                    await entree.traiter(deps)
+                except NackMessage:
+                    raise
+                except Exception as exc:
+                    if is_transient(exc):
+                        raise
+                    poison(entree, exc)
+
+    # A person whose first input is a demand is presumed new (a monthly batch is mostly
+    # first-time persons): decided in memory, stored by one insert that also tells who was
+    # already there. An outcome is always about a known person: one input at a time.
+    connus = [g for g in personnes if g[0].kind != "demande"]
+    premiers = [g for g in personnes if g[0].kind == "demande"]
+
+    async def en_lot() -> None:
+        deja_la = await _premiers(premiers, deps)
+        await _attendre([une_a_une(g) for g in deja_la])
+
+    await _attendre([en_lot(), *(une_a_une(g) for g in connus)])
+
+
+async def _attendre(travaux: Sequence[Awaitable[None]]) -> None:
+    results = await asyncio.gather(*travaux, return_exceptions=True)
+    failure = next((r for r in results if isinstance(r, BaseException)), None)
+    if failure is not None:
+        raise failure
+
+
+async def _premiers(groupes: Sequence[Sequence[Entree]], deps: Deps) -> list[Sequence[Entree]]:
+    """Persons presumed new: decide in memory, store, publish, acknowledge, all together.
+    Returns the groups to take one input at a time: the persons already stored (known, or
+    stored meanwhile by another writer), and those an input of which the rules refused on an
+    empty context (decided again against the stored one, where a refusal is poison)."""
+    plans: list[_Premier] = []
+    a_reprendre: list[Sequence[Entree]] = []
+    for entrees in groupes:
+        plan = _Premier(list(entrees), PersonContext(pseudonyme=entrees[0].pseudonyme))
+        try:
+            for entree in entrees:
+                now = deps.clock.now()
+                outcome = entree.decider(plan.contexte, now)
+                if outcome.rejoue:  # the same input twice in the batch: its cause is pending
+                    deps.metrics.replays.labels(entree.kind, "true").inc()
+                    continue
+                attente = EnAttente(entree.cause, entree.event.id,
+                                    entree.event.correlationid or entree.event.id)
+                plan.attentes.append(attente)
+                plan.outcomes.append((entree, outcome))
+                plan.messages.extend(messages(outcome, attente, now))
+                plan.contexte, plan.maj_le = outcome.contexte, now
+        except Exception:
+            a_reprendre.append(entrees)
+            continue
+        if plan.attentes:
+            plans.append(plan)
+    deja_la = await deps.store.inserer_nouveaux(
+        [vers_document(p.contexte, 1, tuple(p.attentes), p.maj_le or deps.clock.now())
+         for p in plans])
+    a_reprendre += [p.entrees for p in plans if p.contexte.pseudonyme in deja_la]
+    stored = [p for p in plans if p.contexte.pseudonyme not in deja_la]
+    if not stored:
+        return a_reprendre
+    await deps.publier([m for p in stored for m in p.messages])
+    await deps.store.publies_nouveaux(
+        [(p.contexte.pseudonyme, a.cause) for p in stored for a in p.attentes])
+    done = [(entree, outcome) for p in stored for entree, outcome in p.outcomes]
+    add_counts(deps.metrics.inputs, ((entree.kind, entree.what) for entree, _ in done))
+    _compter([outcome for _, outcome in done], deps.metrics)
+    log.info("lot de nouvelles personnes traité", personnes=len(stored),
+             entrees=sum(len(p.outcomes) for p in stored), deja_connues=len(deja_la))
+    return a_reprendre
 
 
 def _attendre_type(event: CloudEvent[Any], attendu: str) -> None:
@@ -166,7 +300,7 @@ async def _traiter(pseudonyme: str, cause: str, event: CloudEvent[Any], deps: De
             log.warning("conflit d'écriture, nouvelle décision", cause=cause)
             continue
         await _publier(etat, outcome, attente, deps)
-        _compter(outcome, deps.metrics)
+        _compter([outcome], deps.metrics)
         log.info("entrée traitée", cause=cause, kind=kind,
                  planifiees=len(outcome.actions_planifiees),
                  annulees=len(outcome.actions_annulees), decisions=len(outcome.decisions),
@@ -222,11 +356,8 @@ def _event(type_: str, eid: str, data: Any, attente: EnAttente, now: datetime) -
     return event.model_copy(update={"causationid": attente.evenement})
 
 
-def _compter(outcome: Outcome, metrics: Metrics) -> None:
-    for a in outcome.actions_planifiees:
-        metrics.planned.labels(a.parcours).inc()
-    metrics.cancelled.inc(len(outcome.actions_annulees))
-    for d in outcome.decisions:
-        metrics.decisions.labels(d.statut).inc()
-    for alerte in outcome.alertes:
-        metrics.alerts.labels(alerte.code).inc()
+def _compter(outcomes: Sequence[Outcome], metrics: Metrics) -> None:
+    add_counts(metrics.planned, (a.parcours for o in outcomes for a in o.actions_planifiees))
+    metrics.cancelled.inc(sum(len(o.actions_annulees) for o in outcomes))
+    add_counts(metrics.decisions, (d.statut for o in outcomes for d in o.decisions))
+    add_counts(metrics.alerts, (alerte.code for o in outcomes for alerte in o.alertes))

@@ -3,8 +3,9 @@
 One collection, ``personnes``: one document per person, ``_id`` = pseudonym, read and written
 only by ``_id`` (the FerretDB subset, ARCHITECTURE.md)::
 
-    {_id, version, contexte: PersonContext (cases, their actions, the journal of the causes
-     already processed), a_publier: [{cause, evenement, correlation}, ...], maj_le}
+    {_id, version, contexte: PersonContext as one JSON text (cases, their actions, the
+     journal of the causes already processed), a_publier: [{cause, evenement, correlation},
+     ...], maj_le}
 
 - ``version`` is checked on every write (optimistic concurrency). Rule 3 (single writer per
   person: the consumer that owns the person's partition) makes a conflict exceptional: it only
@@ -14,18 +15,24 @@ only by ``_id`` (the FerretDB subset, ARCHITECTURE.md)::
   whose messages the broker has not acknowledged yet, with the id and correlation id of the
   CloudEvent that carried them. Their messages are rebuilt from the journal
   (``rules.rejouer``), with the same ids, until they are acknowledged.
-- The journal is stored as a list (its order is the order of processing, and cause ids are
-  never used as field names).
+- The context is never queried inside (reads and writes are by ``_id``, the retention job
+  reads it whole), so it is stored as text: a JSON object inside a string is one value for
+  the database, where a nested document is hundreds (docs/adr/0005, addendum 2). The
+  journal keeps the order of processing (JSON objects keep their order here); cause ids are
+  never field names of the database document.
 
 Acknowledgements are not written into the person's document: on FerretDB (SQLite) every
 update by ``_id`` scans the whole collection (docs/adr/0007-ferretdb-write-cost.md), and
 this one happened for every input. ``publie`` *inserts* a marker into ``publies``
 (``_id`` = person, version, cause); ``charger`` drops from the outbox the causes acknowledged
-at the document's version (one read by ``_id`` per cause still in it). Reads by ``_id`` scan
-on FerretDB too (a hit stops at the row, a miss reads the whole table): ``connus`` records
-every person ever loaded, so that a person seen for the first time, the common case of a
-batch, is known to be new by one insert instead of a failed read. A new person costs three
-inserts and no read.
+at the document's version (one read by ``_id`` per cause still in it).
+
+A batch's persons presumed new (their first input is a demand) are stored by one
+``insert_many`` of their first documents, whose duplicate-key errors tell who was already
+there; a new person costs two inserts (the document, the acknowledgement) and no read. (The
+former ``connus`` collection answered "new?" by an insert of its own, when a read that missed
+scanned the table on FerretDB's SQLite; the local database is PostgreSQL now, ADR 0012, and
+retention only empties what earlier versions wrote there.)
 """
 
 from __future__ import annotations
@@ -39,6 +46,7 @@ from pymongo.errors import DuplicateKeyError
 
 from services.orientation.rules import PersonContext, Traitement
 from shared.ids import derive_id
+from shared.mongo import insert_new
 
 
 class ConflitEcriture(Exception):
@@ -72,10 +80,12 @@ class EtatPersonne:
 
 def vers_document(contexte: PersonContext, version: int, a_publier: tuple[EnAttente, ...],
                   now: datetime) -> dict[str, Any]:
-    dump = contexte.model_dump(mode="json")
-    dump["journal"] = list(dump["journal"].values())
-    return {"_id": contexte.pseudonyme, "version": version, "contexte": dump,
-            "a_publier": _outbox(a_publier), "maj_le": now}
+    """The person's document. The context is one JSON text: it is only ever read and written
+    whole, by ``_id``, and a nested document of a few hundred fields cost the local database
+    (FerretDB) 3.5 times more to write and twice as much to read (docs/performance.md)."""
+    return {"_id": contexte.pseudonyme, "version": version,
+            "contexte": contexte.model_dump_json(), "a_publier": _outbox(a_publier),
+            "maj_le": now}
 
 
 def _outbox(a_publier: tuple[EnAttente, ...]) -> list[dict[str, str | None]]:
@@ -84,12 +94,21 @@ def _outbox(a_publier: tuple[EnAttente, ...]) -> list[dict[str, str | None]]:
 
 
 def depuis_document(doc: dict[str, Any]) -> EtatPersonne:
-    raw = dict(doc["contexte"])
-    journal = [Traitement.model_validate(t) for t in raw.get("journal", [])]
-    raw["journal"] = {t.cause: t for t in journal}
-    return EtatPersonne(contexte=PersonContext.model_validate(raw),
+    return EtatPersonne(contexte=contexte_de(doc),
                         version=int(doc.get("version", 0)),
                         a_publier=tuple(EnAttente(**e) for e in doc.get("a_publier", ())))
+
+
+def contexte_de(doc: dict[str, Any]) -> PersonContext:
+    """The context of a stored document: a JSON text, or (documents written before it was
+    one) a nested document whose journal is a list."""
+    stored = doc["contexte"]
+    if isinstance(stored, str):
+        return PersonContext.model_validate_json(stored)
+    raw = dict(stored)
+    journal = [Traitement.model_validate(t) for t in raw.get("journal", [])]
+    raw["journal"] = {t.cause: t for t in journal}
+    return PersonContext.model_validate(raw)
 
 
 class OrientationStore:
@@ -97,23 +116,26 @@ class OrientationStore:
         self.db = client[database]
         self.personnes = self.db["personnes"]
         self.publies = self.db["publies"]
-        self.connus = self.db["connus"]
+        self.connus = self.db["connus"]  # written by earlier versions; retention empties it
 
     async def charger(self, pseudonyme: str) -> EtatPersonne:
-        """The person's state; an empty context (version 0) for someone never seen.
-
-        A person seen for the first time costs one insert into ``connus`` and no read: on
-        FerretDB (SQLite) a read by ``_id`` that finds nothing scans the whole collection.
-        """
-        try:
-            await self.connus.insert_one({"_id": pseudonyme})
-            return EtatPersonne(contexte=PersonContext(pseudonyme=pseudonyme))
-        except DuplicateKeyError:
-            pass
+        """The person's state; an empty context (version 0) for someone never seen."""
         doc = await self.personnes.find_one({"_id": pseudonyme})
         if doc is None:
             return EtatPersonne(contexte=PersonContext(pseudonyme=pseudonyme))
         return await self._sans_acquittes(depuis_document(doc))
+
+    # ---- a batch's persons presumed new (services/orientation/service.py, traiter_lot)
+
+    async def inserer_nouveaux(self, docs: list[dict[str, Any]]) -> set[str]:
+        """Store the first documents of persons presumed new (``vers_document``, version 1) in
+        one ``insert_many``; return the pseudonyms already stored (known persons, or another
+        writer first): their documents are not written."""
+        return await insert_new(self.personnes, docs)
+
+    async def publies_nouveaux(self, causes: list[tuple[str, str]]) -> None:
+        """The broker acknowledged these (pseudonym, cause) of version-1 documents."""
+        await insert_new(self.publies, [{"_id": _marque(p, 1, c)} for p, c in causes])
 
     async def trouver(self, pseudonyme: str) -> EtatPersonne | None:
         doc = await self.personnes.find_one({"_id": pseudonyme})
@@ -165,3 +187,4 @@ class OrientationStore:
 
 def _marque(pseudonyme: str, version: int, cause: str) -> str:
     return derive_id("publie", pseudonyme, str(version), cause)
+

@@ -24,6 +24,7 @@ from services.signalement.service import (
     submit_referral,
 )
 from shared.audit import AuditLog
+from shared.contracts.base import SansNul
 from shared.contracts.evenements import Adresse, Email, Nir, Nom, Telephone
 
 Situation = Literal["renoncement-aux-soins", "difficulte-acces-aux-droits", "rupture-de-droits",
@@ -35,7 +36,7 @@ Motif = Literal["reste-a-charge", "avance-de-frais", "complexite-administrative"
                 "isolement", "barriere-de-la-langue", "autre"]
 
 
-class Personne(BaseModel):
+class Personne(SansNul):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     nir: Nir
@@ -56,7 +57,7 @@ class Personne(BaseModel):
         return v
 
 
-class FicheSignalement(BaseModel):
+class FicheSignalement(SansNul):
     """A partner's referral of a person who renounces care or cannot reach their rights."""
 
     model_config = ConfigDict(extra="forbid")

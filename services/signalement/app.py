@@ -15,7 +15,7 @@ from services.signalement.store import SignalementStore
 from shared import auth
 from shared.audit import AuditLog, audit_router
 from shared.clock import Clock, clock_from_settings
-from shared.kafka import RawProducer, make_broker
+from shared.kafka import EventPublisher, RawProducer, make_broker
 from shared.logging import configure_logging
 from shared.mongo import make_mongo_client, ping
 from shared.nir import Pseudonymizer
@@ -47,6 +47,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             pseudonymizer=Pseudonymizer(settings.pseudonym_key.get_secret_value().encode(),
                                         settings.pseudonym_key_id),
             broker=broker, raw=raw, metrics=metrics,
+            publisher=EventPublisher(raw, settings, registry),
         )
         app.state.deps = deps
         audits["audit"] = AuditLog(client[settings.database_name], deps.clock)

@@ -14,8 +14,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from shared.cloudevents import JSON_CONTENT_TYPES, CloudEvent
+from shared.cloudevents import JSON_CONTENT_TYPES, VERIFIE, CloudEvent
 from shared.contracts import internes as i
+from shared.contracts.base import NUL_MESSAGE, nul_path
 from shared.contracts.evenements import (
     Adresse,
     Deces,
@@ -97,6 +98,10 @@ def accept(value: bytes | None, headers: dict[str, bytes], today: date) -> Accep
         raise Rejected("json.invalide", f"line {getattr(exc, 'lineno', '?')}") from None
     if not isinstance(raw, dict):
         raise Rejected("enveloppe.invalide", "the value must be a JSON object")
+    # In JSON text a NUL can only be written as the escape \\u0000: a search, then the walk.
+    if "\\u0000" in text and (where := nul_path(raw)) is not None:
+        code = "data.invalide" if where.startswith("data.") else "enveloppe.invalide"
+        raise Rejected(code, f"{where}: {NUL_MESSAGE}")
     envelope = _check_envelope(raw)
     name = event_name(envelope["type"])
     model = model_for(envelope["type"])
@@ -106,7 +111,7 @@ def accept(value: bytes | None, headers: dict[str, bytes], today: date) -> Accep
     if dct is not None and str(dct).split(";")[0].strip().lower() not in JSON_CONTENT_TYPES:
         raise Rejected("data.content-type")
     try:
-        event = CloudEvent[model].model_validate(raw)  # type: ignore[valid-type]
+        event = CloudEvent[model].model_validate(raw, context=VERIFIE)  # type: ignore[valid-type]
     except ValidationError as exc:
         raise _from_validation(exc) from None
     _check_dates(event.data, today)

@@ -23,20 +23,21 @@ from faststream.kafka import KafkaBroker
 from prometheus_client import CollectorRegistry
 from prometheus_client import Counter as PromCounter
 
-from shared import topics
-from shared.calendar import add_business_hours
-from shared.clock import Clock
-from shared.cloudevents import CloudEvent, headers_for, new_event
-from shared.contracts import internes as i
-from shared.ids import derive_id
-from shared.kafka import TRANSIENT, RawProducer, Reason, describe_error
-from shared.logging import get_logger
-from shared.nir import Pseudonymizer
-from shared.settings import Settings
 from services.signalement import intake
 from services.signalement.intake import Accepted, Rejected
 from services.signalement.partners import Partner
 from services.signalement.store import PersonFlags, SignalementStore, event_key
+from shared import topics
+from shared.calendar import add_business_hours
+from shared.clock import Clock
+from shared.cloudevents import CloudEvent, new_event
+from shared.contracts import internes as i
+from shared.ids import derive_id
+from shared.kafka import EventPublisher, RawProducer, Reason, describe_error, is_transient
+from shared.logging import get_logger
+from shared.metrics import add_counts
+from shared.nir import Pseudonymizer
+from shared.settings import Settings
 
 PARIS = ZoneInfo("Europe/Paris")
 SOURCE = "urn:fr:assurance-maladie:parcours:signalement"
@@ -70,6 +71,7 @@ class Deps:
     broker: KafkaBroker
     raw: RawProducer
     metrics: Metrics
+    publisher: EventPublisher
 
 
 @dataclass
@@ -163,9 +165,9 @@ async def take_life_events(records: tuple[ConsumerRecord[Any, Any], ...], deps: 
             out.rejects.append((record, exc.reason))
             out.published.append({"_id": key})
             continue
-        except TRANSIENT:
-            raise
         except Exception as exc:  # a bug must not block the batch nor lose the record
+            if is_transient(exc):
+                raise
             log.exception("unexpected error on one record; sent to the rejects")
             out.rejects.append((record, Reason("erreur.interne", describe_error(exc))))
             out.published.append({"_id": key})
@@ -176,9 +178,8 @@ async def take_life_events(records: tuple[ConsumerRecord[Any, Any], ...], deps: 
     await _write_flags(flags, deps.store)
     await _store_demands(prepared, now, deps, out, report)
     await _send(out, deps)
-    for _, reason in out.rejects:
-        report.rejected[reason.code] += 1
-        deps.metrics.rejected.labels(reason.code).inc()
+    report.rejected.update(reason.code for _, reason in out.rejects)
+    add_counts(deps.metrics.rejected, (reason.code for _, reason in out.rejects))
     deps.metrics.received.inc(len(records))
     return report
 
@@ -210,8 +211,8 @@ async def _read_flags(pseudos: set[str],
 
 async def _write_flags(flags: _Flags, store: SignalementStore) -> None:
     """Append a new version for each person whose flags changed in this batch."""
-    changed = [(p, f) for p, f in flags.current.items() if f != flags.read[p][0]]
-    await asyncio.gather(*(store.set_person_flags(p, f, flags.read[p][1]) for p, f in changed))
+    await store.set_persons_flags([(p, f, flags.read[p][1]) for p, f in flags.current.items()
+                                   if f != flags.read[p][0]])
 
 
 async def _prepare(record: ConsumerRecord[Any, Any], a: Accepted, key: str, pseudo: str,
@@ -245,6 +246,7 @@ async def _store_demands(prepared: list[_Prepared], now: datetime, deps: Deps, o
         "recu_le": now,
         "sources": [{"source": p.accepted.event.source, "id": p.accepted.event.id}],
     } for p in prepared])
+    accepted: list[str] = []
     for n, p in enumerate(prepared):
         cause = p.accepted.event
         marker = {"_id": p.key, "demande_id": p.demande.demande_id}
@@ -266,11 +268,12 @@ async def _store_demands(prepared: list[_Prepared], now: datetime, deps: Deps, o
                            p.pseudo))
         out.published.append(marker)
         report.accepted += 1
-        deps.metrics.accepted.labels(p.accepted.name).inc()
+        accepted.append(p.accepted.name)
         # the first link of the chain in the logs (issue 7): same correlationid downstream
         log.info("événement accepté", correlationid=cause.correlationid or cause.id,
                  causationid=cause.id, evenement=p.accepted.name,
                  demande_id=p.demande.demande_id)
+    add_counts(deps.metrics.accepted, accepted)
 
 
 def _merge_flags(flags: PersonFlags, a: Accepted) -> PersonFlags:
@@ -294,16 +297,12 @@ def _coordonnees_event(c: i.Coordonnees, cause: CloudEvent[Any] | None, now: dat
 
 async def _send(out: _Outgoing, deps: Deps) -> None:
     """Publish everything, wait for every acknowledgement, then mark the events published."""
-    futures = []
-    for topic, event, key in out.events:
-        futures.append(await deps.broker.publish(
-            event.to_bytes(), deps.settings.topic(topic), key=key.encode(),
-            headers=headers_for(event), no_confirm=True,
-        ))
+    sends = [deps.publisher.publish((deps.settings.topic(topic), event, key)
+                                    for topic, event, key in out.events)]
     if out.rejects:
-        await deps.raw.reject(out.rejects, deps.settings.topic(topics.REJETS), "signalement")
-    for future in futures:
-        await future
+        sends.append(deps.raw.reject(out.rejects, deps.settings.topic(topics.REJETS),
+                                     "signalement"))
+    await asyncio.gather(*sends)
     await deps.store.mark_published(out.published)
 
 

@@ -30,11 +30,10 @@ from datetime import datetime
 from typing import Any
 
 from pymongo import AsyncMongoClient
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import DuplicateKeyError
 
 from shared.ids import derive_id
-
-DUPLICATE_KEY = 11000
+from shared.mongo import insert_all, insert_new
 
 
 def event_key(source: str, id_: str) -> str:
@@ -49,20 +48,6 @@ class PersonFlags:
 
 def _flags_id(pseudonyme: str, version: int) -> str:
     return pseudonyme if version <= 1 else f"{pseudonyme}#{version}"
-
-
-async def _insert_new(collection: Any, docs: list[dict[str, Any]]) -> set[str]:
-    """Insert ``docs`` (unordered); return the ``_id`` of those already there."""
-    if not docs:
-        return set()
-    try:
-        await collection.insert_many(docs, ordered=False)
-    except BulkWriteError as exc:
-        errors = exc.details.get("writeErrors", [])
-        if any(e.get("code") != DUPLICATE_KEY for e in errors):
-            raise
-        return {docs[e["index"]]["_id"] for e in errors}
-    return set()
 
 
 class SignalementStore:
@@ -84,7 +69,7 @@ class SignalementStore:
     # ---- life events
     async def claim_events(self, docs: list[dict[str, Any]]) -> set[str]:
         """Insert the claims not seen before; return the ``_id`` of those already there."""
-        return await _insert_new(self.recus, docs)
+        return await insert_new(self.recus, docs)
 
     async def event(self, key: str) -> dict[str, Any] | None:
         """The event if its effects were published (``publie`` true), else None."""
@@ -93,21 +78,12 @@ class SignalementStore:
     async def mark_published(self, docs: list[dict[str, Any]]) -> None:
         """Record events whose effects the broker acknowledged (insert only; a redelivery's
         second marker is a duplicate key, ignored)."""
-        await _insert_new(self.evenements, [{**d, "publie": True} for d in docs])
+        await insert_new(self.evenements, [{**d, "publie": True} for d in docs])
 
     async def add_demands(self, docs: list[dict[str, Any]]) -> set[int]:
         """Insert demands in one batch; return the indexes of ``docs`` whose ``_id`` already
         existed (same life event, other source; or inserted earlier in the same batch)."""
-        if not docs:
-            return set()
-        try:
-            await self.demandes.insert_many(docs, ordered=False)
-        except BulkWriteError as exc:
-            errors = exc.details.get("writeErrors", [])
-            if any(e.get("code") != DUPLICATE_KEY for e in errors):
-                raise
-            return {e["index"] for e in errors}
-        return set()
+        return await insert_all(self.demandes, docs)
 
     async def add_source(self, demande_id: str, source: dict[str, str]) -> None:
         # Rare (a second source of one life event): the one update of the intake.
@@ -118,7 +94,7 @@ class SignalementStore:
 
     async def persons_seen(self, pseudonymes: list[str]) -> set[str]:
         """Record these persons as seen; return those seen before (who may have flags)."""
-        return await _insert_new(self.vues, [{"_id": p} for p in pseudonymes])
+        return await insert_new(self.vues, [{"_id": p} for p in pseudonymes])
 
     async def person_flags(self, pseudonyme: str) -> tuple[PersonFlags, int]:
         """The person's current flags and their version (0: never flagged)."""
@@ -133,6 +109,15 @@ class SignalementStore:
             doc, version = nxt, version + 1
         flags = PersonFlags(decede=bool(doc.get("decede")), violences=bool(doc.get("violences")))
         return flags, version
+
+    async def set_persons_flags(self, changes: list[tuple[str, PersonFlags, int]]) -> None:
+        """:meth:`set_person_flags` for several persons: one insert of their next versions; a
+        person another writer appended to meanwhile takes the version after, alone."""
+        docs = [{"_id": _flags_id(p, after + 1), "decede": f.decede, "violences": f.violences}
+                for p, f, after in changes]
+        for k in sorted(await insert_all(self.personnes, docs)):
+            pseudonyme, flags, after = changes[k]
+            await self.set_person_flags(pseudonyme, flags, after + 1)
 
     async def set_person_flags(self, pseudonyme: str, flags: PersonFlags, after: int) -> int:
         """Append the next version of the person's flags (insert only); return its version.

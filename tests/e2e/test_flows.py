@@ -266,7 +266,7 @@ async def _quiet(system: System, seconds: float = 3.0) -> None:
 async def test_no_nir_nor_name_leaves_the_edges_during_the_flows(platform: System) -> None:
     """After every flow above (and a referral of its own): the personal data of every person
     fed appears only on evenements-vie(.rejets) and personnes.coordonnees, never on another
-    topic, never in any service's log (bytes scanned)."""
+    topic, never in any service's log nor in the local database's (bytes scanned)."""
     from shared import topics as t
     from shared.topics import load_topics
     from tests.e2e.flows import PEOPLE, personal_strings
@@ -303,3 +303,10 @@ async def test_no_nir_nor_name_leaves_the_edges_during_the_flows(platform: Syste
     assert len(logs) > 1000, "the services did log"
     leaked = sorted(s.decode() for s in secrets if s in logs)
     assert not leaked, f"personal data in the services' logs: {leaked}"
+    local = platform.infra.local
+    if local is not None:  # the database's own logs too (FerretDB, PostgreSQL: ADR 0012)
+        database_logs = b"".join(p.logfile.read_bytes() for p in (local.ferretdb, local.postgres)
+                                 if p.logfile.exists())
+        assert database_logs, "the database did log"
+        leaked = sorted(s.decode() for s in secrets if s in database_logs)
+        assert not leaked, f"personal data in the database's logs: {leaked}"

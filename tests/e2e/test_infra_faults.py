@@ -1,6 +1,6 @@
 """Infrastructure faults, with a count of expected effects before and after: the Kafka broker
-restarted in the middle of a stream of life events, and the database (FerretDB) restarted in
-the middle of one. The four services run as processes and must come through on their own (no
+restarted in the middle of a stream of life events, the database (FerretDB) restarted in the
+middle of one, and its storage (PostgreSQL) crashed in the middle of one. The four services run as processes and must come through on their own (no
 restart of theirs): no life event lost (each becomes exactly one demand), every reject
 accounted for, no letter, e-mail, SMS or task duplicated, nothing effected before the outage
 undone after it. Half the stream is fed before the outage (which comes in the middle of its
@@ -132,3 +132,23 @@ async def test_database_restarted_mid_stream_loses_and_duplicates_nothing(
     stream = make_stream(own_system, N, seed=22)
     # notification in the middle of its sends when the database goes
     await _run(own_system, stream, "database", restart, results_first=8)
+
+
+@pytest.mark.timeout(420)
+async def test_database_storage_crashed_mid_stream_loses_and_duplicates_nothing(
+    own_infra: LocalInfra, own_system: System,
+) -> None:
+    """PostgreSQL, FerretDB's storage (ADR 0012), killed as a crash would (every process of it
+    at once, no shutdown checkpoint), then started again: it recovers from its write-ahead
+    log, and nothing acknowledged to a service is lost."""
+    if own_infra.db_backend != "postgresql":
+        pytest.fail("this test is about the PostgreSQL storage; PARCOURS_LOCAL_DB_BACKEND="
+                    f"{own_infra.db_backend}")
+
+    def crash() -> None:
+        own_infra.postgres.kill()
+        time.sleep(OUTAGE_SECONDS)
+        own_infra.start_ferretdb()  # starts PostgreSQL again, FerretDB reconnects by itself
+
+    stream = make_stream(own_system, N, seed=23)
+    await _run(own_system, stream, "database storage", crash, results_first=8)

@@ -36,7 +36,8 @@ def test_the_demo_feeds_a_sample_through_every_service_then_stops_everything(
     services = {name: free_port() for name in SERVICES}
     state = tmp_path / "run"
     infra = LocalInfra(state=state, kafka_port=ports["kafka"], controller_port=ports["controller"],
-                       mongo_port=ports["mongo"], service_ports=services)
+                       mongo_port=ports["mongo"], service_ports=services, keep_data=False)
+    left_running: list[str] = []
     try:
         proc = subprocess.run(
             [sys.executable, "-m", "deploy.local.demo", "--no-wait", "--size", "50", "--seed", "1",
@@ -44,6 +45,8 @@ def test_the_demo_feeds_a_sample_through_every_service_then_stops_everything(
             cwd=ROOT, env=_env(state, ports, services), capture_output=True, text=True,
             timeout=840, check=False)
     finally:
+        left_running = [p.name for p in (infra.kafka, infra.ferretdb, infra.postgres,
+                                         *(infra.service(n) for n in SERVICES)) if p.running()]
         infra.down()  # whatever happened, leave nothing running
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-6000:]
@@ -86,9 +89,8 @@ def test_the_demo_feeds_a_sample_through_every_service_then_stops_everything(
                   "everything stopped"):
         assert where in out, out[-3000:]
 
-    # Nothing left behind.
-    for p in (infra.kafka, infra.ferretdb, *(infra.service(n) for n in SERVICES)):
-        assert not p.running(), f"{p.name} still running"
+    # Nothing left behind by the demo itself.
+    assert left_running == [], f"still running after the demo: {left_running}"
     assert not any(port_open(p) for p in [*ports.values(), *services.values()])
 
 

@@ -27,7 +27,7 @@ def test_make_up_status_down_starts_healthy_and_leaves_nothing_behind(tmp_path: 
     }
     infra = LocalInfra(state=tmp_path / "run", kafka_port=ports["kafka"],
                        controller_port=ports["controller"], mongo_port=ports["mongo"],
-                       service_ports=services)
+                       service_ports=services, keep_data=False)
     try:
         up = make("up", env)
         assert up.returncode == 0, up.stdout + up.stderr
@@ -38,13 +38,15 @@ def test_make_up_status_down_starts_healthy_and_leaves_nothing_behind(tmp_path: 
         assert status.returncode == 0, status.stdout + status.stderr
         lines = dict(line.split(None, 1) for line in status.stdout.strip().splitlines())
         assert lines["kafka"].strip() == "healthy" and lines["ferretdb"].strip() == "healthy"
+        assert lines["postgres"].strip() == "healthy", "FerretDB's storage (ADR 0012)"
         for name in infra.existing_services():
             assert lines[name].strip() == "healthy", status.stdout
-        pids = [p.pid() for p in (infra.kafka, infra.ferretdb)]
+        pids = [p.pid() for p in (infra.kafka, infra.ferretdb, infra.postgres)]
         assert all(pids)
         assert (tmp_path / "run" / "logs" / "kafka.log").exists(), "logs under the state folder"
     finally:
         down = make("down", env)
+        infra.purge()  # `make down` keeps the data, as a developer expects; a test does not
     assert down.returncode == 0, down.stdout + down.stderr
     for pid in pids:
         assert not _alive(pid), f"process {pid} still running after make down"

@@ -3,7 +3,9 @@ arbitrary bytes, arbitrary JSON, well-formed CloudEvents of an unknown type or w
 is not the contract, interleaved with valid events whose values are odd (a pseudonym that
 looks like a Mongo operator, non-Latin text). No crash: every valid event is processed, the
 consumer goes on to the next one, and every bad record lands on ``parcours.dlq`` with its
-original bytes and a reason (bad published = dead-lettered). ``make hostile`` draws more."""
+original bytes and a reason (bad published = dead-lettered). A valid event whose pseudonym
+holds a NUL character is a bad record (``shared.contracts.base.sans_nul``). ``make hostile``
+draws more."""
 
 from __future__ import annotations
 
@@ -39,7 +41,14 @@ JSON = st.recursive(
                                                                 max_size=4),
     max_leaves=12)
 ODD_TEXT = st.sampled_from(['{"$gt": ""}', '{"$ne": null}', "$where", "日本語-ü-🙂", "a" * 190,
-                            "p-\u0000-nul", "'; DROP TABLE x; --"])
+                            "'; DROP TABLE x; --"])
+
+
+def with_nul(value: bytes | None) -> bytes:
+    """A valid event's bytes with a NUL character in its pseudonym: refused by the contract."""
+    event = json.loads(value or b"")
+    event["data"]["pseudonyme"] = "p-\u0000-nul"
+    return json.dumps(event).encode()
 
 
 def bad_values(types: list[str]) -> st.SearchStrategy[bytes]:
@@ -108,6 +117,7 @@ async def test_orientation_dead_letters_every_bad_record_and_goes_on(
     demandes.append(oh.demande("p-sentinel"))
     good: list[Record] = [(d.pseudonyme.encode(), oh.demande_event(d).to_bytes(), [CT])
                           for d in demandes]
+    bad.append((b"k", with_nul(good[0][1]), [CT]))
     app = orientation_app(settings, clock=ManualClock(oh.NOW))
     async with running(app):
         await produce(settings.kafka_bootstrap_servers, settings.topic(t.DEMANDES),
@@ -128,6 +138,7 @@ async def test_notification_dead_letters_every_bad_record_on_both_topics_and_goe
     bad_coord: list[Record] = [
         (b"k", v, [CT]) for v in draw(bad_values([i.COORDONNEES]), examples(15))]
     bad_coord.append((b"", None, []))  # a tombstone without a person
+    bad_actions.append((b"k", with_nul(nh.planned_event(nh.action("p-nul", now), now)[1]), [CT]))
     odd = draw(ODD_TEXT, 4)
     actions = [nh.action(f"{p}-{n}", now + timedelta(days=30)) for n, p in enumerate(odd)]
     coords = [nh.coordonnees(f"{p}-{n}", now, nom=p[:80]) for n, p in enumerate(odd)]
@@ -162,6 +173,7 @@ async def test_reporting_dead_letters_every_bad_record_on_its_topics_and_goes_on
                       if _is_poison_action(v)]
     odd = draw(ODD_TEXT, 4)
     good = [rb.record(rb.demande(f"{p}-{n}", "retraite", when)) for n, p in enumerate(odd)]
+    bad[t.DEMANDES].append((b"k", with_nul(good[0][1]), [CT]))
     app = reporting_app(settings, clock=ManualClock(when + timedelta(days=1)))
     async with running(app):
         for topic, records in bad.items():
@@ -178,6 +190,22 @@ async def test_reporting_dead_letters_every_bad_record_on_its_topics_and_goes_on
         await dead_lettered(settings, [r for records in bad.values() for r in records])
 
 
+def _is_poison_status(value: bytes) -> bool:
+    """Whether signalement's status feed must dead-letter it: not a JSON object (or one holding
+    a NUL), not a decision or an outcome, or a referral's one that is not the contract. A decision or an outcome of no
+    referral is not its business (reporting validates those)."""
+    from shared.cloudevents import decode_json
+
+    try:
+        body = decode_json(value)  # as the consumer reads it: a NUL is refused there
+    except ValueError:
+        return True
+    if not isinstance(body, dict) or body.get("type") not in (i.DECISION, i.RESULTAT):
+        return True
+    data = body.get("data")
+    return not isinstance(data, dict) or bool(data.get("reference_signalement"))
+
+
 def _is_poison_action(value: bytes) -> bool:
     """Whether reporting's actions consumer must dead-letter it: not a CloudEvent, or one of
     the two action types whose data is not the contract (other types are ignored)."""
@@ -190,3 +218,60 @@ def _is_poison_action(value: bytes) -> bool:
     except (ValidationError, ValueError):
         return True
     return event.type in (i.ACTION_PLANIFIEE, i.ACTION_ANNULEE)
+
+
+async def test_signalement_status_feed_dead_letters_every_bad_record_and_follows_the_referrals(
+    topics: str, make_settings: Any
+) -> None:
+    """Signalement reads every decision and outcome (in batches) to follow its referrals."""
+    from services.signalement.app import create_app as signalement_app
+    from shared.cloudevents import headers_for, new_event
+    from tests.integration.signalement.test_partner_api import FRIDAY_EVENING, add_partner, fiche
+
+    settings = make_settings("signalement")
+    drawn = {topic: [(b"k", v, [CT]) for v in draw(bad_values([kind]), examples(12))]
+             for topic, kind in ((t.DECISIONS, i.DECISION), (t.RESULTATS, i.RESULTAT))}
+    bad = {topic: [r for r in records if _is_poison_status(r[1])]
+           for topic, records in drawn.items()}
+    # broken decisions and outcomes of no referral: passed over, not dead-lettered
+    passed = {topic: [r for r in records if not _is_poison_status(r[1])]
+              for topic, records in drawn.items()}
+    # a referral's decision that is not the contract
+    bad[t.DECISIONS].append((b"k", json.dumps({
+        "specversion": "1.0", "id": "dec-bad", "source": "urn:o", "type": i.DECISION,
+        "time": "2026-03-02T10:00:00Z", "data": {"reference_signalement": "SIG-X"}}).encode(),
+        [CT]))
+    app = signalement_app(settings, clock=ManualClock(FRIDAY_EVENING))
+    async with running(app) as http:
+        key = await add_partner(app, "ccas-h")
+        ref = (await http.post("/v1/signalements", json=fiche(9),
+                               headers={"X-API-Key": key})).json()["reference"]
+
+        def record(event: Any) -> Record:
+            return (b"k1-x", event.to_bytes(),
+                    [(k, v.encode()) for k, v in headers_for(event).items()])
+
+        decisions = [record(new_event(
+            type=i.DECISION, source="urn:o", id=f"dec-{n}", data=i.Decision(
+                decision_id=f"dec-{n}", pseudonyme="k1-x", demande_id="d", dossier_id="c1",
+            parcours="renoncement-aux-soins", statut="ouvert", catalogue_version="1",
+            explication=["ouvert"], reference_signalement=ref if n == 0 else None)))
+            for n in range(5)]
+        resultat = record(new_event(type=i.RESULTAT, source="urn:n", id="res-1", data=i.Resultat(
+            resultat_id="res-1", pseudonyme="k1-x", action_id="a1", dossier_id="c1",
+            parcours="renoncement-aux-soins", statut="appel", issue_appel="rendez-vous-pris",
+            survenu_le=FRIDAY_EVENING, reference_signalement=ref)))
+        bad[t.DECISIONS].append((b"k", with_nul(decisions[1][1]), [CT]))
+        await produce(settings.kafka_bootstrap_servers, settings.topic(t.DECISIONS),
+                      interleave(bad[t.DECISIONS] + passed[t.DECISIONS], decisions, 4))
+        await produce(settings.kafka_bootstrap_servers, settings.topic(t.RESULTATS),
+                      interleave(bad[t.RESULTATS] + passed[t.RESULTATS], [resultat], 5))
+
+        async def followed() -> list[str] | None:
+            body = (await http.get(f"/v1/signalements/{ref}", headers={"X-API-Key": key})).json()
+            steps = [h["statut"] for h in body["historique"]]
+            return steps if len(steps) >= 3 else None
+
+        steps = await eventually(followed, timeout=90)  # two topics: either may come first
+        assert steps[0] == "recu" and sorted(steps[1:]) == ["en-cours", "pris-en-charge"]
+        await dead_lettered(settings, bad[t.DECISIONS] + bad[t.RESULTATS])

@@ -156,6 +156,41 @@ async def test_one_sms_per_action_even_when_the_send_is_retried_after_a_crash(
     assert [(g["data"]["statut"], g["data"]["canal"]) for g in got] == [("envoye", "sms")]
 
 
+async def test_a_crash_after_publishing_an_outcome_publishes_the_same_outcome_again_and_no_second_letter(
+    topics: str, make_settings: Any, mongo: Any, tmp_path: Any
+) -> None:
+    # The window: the outcome is on the topic, the action not yet closed. The timer fires again
+    # and publishes the outcome again from what was stored; it must be the very same event
+    # (consumers deduplicate on the id, reporting reads its time), and the letter is not made
+    # again. The clock carries microseconds, which a BSON date does not keep.
+    crashed: list[str] = []
+
+    def crash_once_after_publishing(step: str, action_id: str) -> None:
+        if step == "apres-publication" and action_id not in crashed:
+            crashed.append(action_id)
+            raise RuntimeError("simulated crash between the outcome and the action's closing")
+
+    settings = _settings(make_settings, tmp_path)
+    clock = ManualClock(START)
+    p = pseudo()
+    letter = action(p, NOW - timedelta(minutes=1))
+    await send_coordonnees(settings, coordonnees(p, NOW))
+    await send_actions(settings, planned_event(letter, NOW))
+    async with running(create_app(settings, clock=clock, fault=crash_once_after_publishing)):
+        await known(mongo, settings, 1)
+        clock.set(NOW + timedelta(microseconds=123_456))
+        got = await at_least(settings, 2)
+        await asyncio.sleep(1.0)
+    assert crashed == [letter.action_id]
+    got = await results(settings)
+    assert len(got) == 2 and got[0] == got[1], "the outcome published again is the same event"
+    assert got[0]["data"]["statut"] == "envoye"
+    assert datetime.fromisoformat(got[0]["time"]) == NOW + timedelta(microseconds=123_000)
+    assert len(list(tmp_path.rglob(f"{letter.action_id}.pdf"))) == 1, "one letter"
+    action_doc = await mongo[settings.database_name]["actions"].find_one({"_id": letter.action_id})
+    assert action_doc["statut"] == "terminee"
+
+
 async def test_an_sms_due_in_quiet_hours_is_deferred_to_the_next_allowed_time(
     topics: str, make_settings: Any, mongo: Any, tmp_path: Any
 ) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 
 from services.notification.app import create_app as notification_app
 from services.orientation.app import create_app as orientation_app
+from services.orientation.store import contexte_de, vers_document
 from services.signalement.app import create_app as signalement_app
 from shared.clock import ManualClock
 from tests.inputs import random_nir
@@ -68,10 +69,12 @@ async def test_after_the_retention_nothing_personal_remains_and_the_tombstone_is
             return await people.find_one({"_id": pseudo})
 
         doc = await eventually(settled, timeout=60)
-        for d in doc["contexte"]["dossiers"]:
-            d.update(statut="clos", clos_le=NOW.isoformat(), motif_cloture="objectif-atteint")
-        doc["a_publier"] = []
-        await people.replace_one({"_id": pseudo}, doc)
+        ctx = contexte_de(doc)
+        closed = ctx.model_copy(update={"dossiers": tuple(
+            d.model_copy(update={"statut": "clos", "clos_le": NOW,
+                                 "motif_cloture": "objectif-atteint"}) for d in ctx.dossiers)})
+        await people.replace_one({"_id": pseudo},
+                                 vers_document(closed, doc["version"], (), doc["maj_le"]))
         clock.set(NOW + timedelta(days=31))
         assert await ori.state.purge() == 0  # renoncement-aux-soins: 90 days, not yet
         assert await sig.state.purge() == 1

@@ -84,10 +84,21 @@ def test_the_stored_document_gives_back_the_same_context_and_journal_order() -> 
     outbox = (EnAttente("dem-deces", "ce-1", "corr-1"),)
     doc = vers_document(ctx, 3, outbox, NOW)
     assert doc["_id"] == PSEUDO and doc["version"] == 3
-    assert isinstance(doc["contexte"]["journal"], list), "cause ids are never field names"
+    assert isinstance(doc["contexte"], str), "one value for the database, never field names"
     back = depuis_document(doc)
     assert back.contexte == ctx and back.version == 3 and back.a_publier == outbox
     assert list(back.contexte.journal) == ["dem-1", "dem-deces"]
+
+
+def test_a_document_stored_nested_before_the_context_became_text_is_still_read() -> None:
+    outcomes = suite(demande(drapeaux={"sans_complementaire": True}),
+                     demande("deces", "dem-deces", date_effet=date(2026, 3, 1),
+                             drapeaux={"proche_connu": True}))
+    ctx = outcomes[-1].contexte
+    nested = ctx.model_dump(mode="json")
+    nested["journal"] = list(nested["journal"].values())  # the former layout
+    back = depuis_document({"_id": PSEUDO, "version": 2, "contexte": nested, "a_publier": []})
+    assert back.contexte == ctx and list(back.contexte.journal) == ["dem-1", "dem-deces"]
 
 
 # --------------------------------------------------------------------------- messages

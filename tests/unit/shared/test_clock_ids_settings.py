@@ -51,3 +51,17 @@ def test_every_setting_is_documented() -> None:
     for name, field in Settings.model_fields.items():
         assert field.description, name
         assert f"PARCOURS_{name.upper()}" in table
+
+
+def test_derived_ids_are_the_uuid5_of_the_namespace_and_name() -> None:
+    import random
+    import uuid
+
+    from shared.ids import NAMESPACE, derive_id
+
+    rng = random.Random(3)
+    for _ in range(5000):
+        parts = [rng.choice(["a", "é", "日本", "x" * rng.randrange(60), str(rng.random())])
+                 for _ in range(rng.randrange(1, 4))]
+        expected = str(uuid.uuid5(NAMESPACE, "\x1f".join(["k", *parts])))
+        assert derive_id("k", *parts) == expected

@@ -39,3 +39,15 @@ def test_non_personal_fields_are_kept(capsys: pytest.CaptureFixture[str]) -> Non
     get_logger().info("compte", parcours="seniors", count=3, pseudonyme="k1-abcdef")
     line = json.loads(capsys.readouterr().err.splitlines()[-1])
     assert (line["parcours"], line["count"], line["pseudonyme"]) == ("seniors", 3, "k1-abcdef")
+
+
+def test_free_text_loses_addresses_and_named_fields_and_lines_keep_level_and_time(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    configure_logging("INFO", json_logs=True)
+    get_logger("test").warning("échec", erreur="refus pour nom=Dupontel, écrire à "
+                               "albertine.dupontel@example.org (prenom: 'Albertine')")
+    line = json.loads(capsys.readouterr().err.splitlines()[-1])
+    assert "Dupontel" not in line["erreur"] and "Albertine" not in line["erreur"]
+    assert "example.org" not in line["erreur"]
+    assert line["level"] == "warning" and line["timestamp"].endswith("Z")

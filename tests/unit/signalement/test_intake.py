@@ -91,3 +91,24 @@ def test_departement_of_postal_codes(cp: str, dept: str) -> None:
 def test_age_is_counted_in_whole_years() -> None:
     assert intake.age_at(date(2009, 11, 23), date(2026, 11, 22)) == 16
     assert intake.age_at(date(2009, 11, 22), date(2026, 11, 22)) == 17
+
+
+@pytest.mark.parametrize(("where", "code"), [(("data", "assure", "nom"), "data.invalide"),
+                                             (("source",), "enveloppe.invalide")])
+def test_a_nul_character_is_refused_with_where_it_is(where: tuple[str, ...], code: str) -> None:
+    event = valid_event(random.Random(5))
+    target = event
+    for key in where[:-1]:
+        target = target[key]
+    target[where[-1]] = "Mar\u0000tin"
+    with pytest.raises(Rejected) as exc:
+        accept(json.dumps(event).encode(), {}, TODAY)
+    assert exc.value.reason.code == code
+    assert exc.value.reason.message.endswith(f"{'.'.join(where)}: {intake.NUL_MESSAGE}")
+    assert "Mar" not in exc.value.reason.message, "never quotes the input"
+
+
+def test_a_backslash_followed_by_u0000_is_text_not_a_nul() -> None:
+    event = valid_event(random.Random(5))
+    event["data"]["assure"]["nom"] = "Martin\\u0000"
+    assert accept(json.dumps(event).encode(), {}, TODAY).data.assure.nom == "Martin\\u0000"
