@@ -58,8 +58,16 @@ def infrastructure() -> Iterator[None]:
 
 
 def main(argv: list[str]) -> int:
+    if argv and (argv[0] in ("-h", "--help") or argv[0] not in _COMMANDS):
+        print(__doc__)
+        return 0 if argv[0] in ("-h", "--help") else 2
+    if argv and argv[0] == "e2e" and any(a in ("-h", "--help") for a in argv[1:]):
+        return e2e.main(argv[1:])  # argparse prints the help; no infrastructure started
     with infrastructure():
         return _main(argv)
+
+
+_COMMANDS = ("intake", "e2e", "scale")
 
 
 def _main(argv: list[str]) -> int:

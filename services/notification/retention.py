@@ -31,7 +31,8 @@ async def forget_person(pseudonyme: str, deps: Deps) -> int:
         for col in (store.courriers, store.envois, store.actions):
             n += (await col.delete_many({"_id": {"$in": actions}})).deleted_count
         n += (await store.minuteries.delete_many({"action_id": {"$in": actions}})).deleted_count
-    n += (await store.taches.delete_many({"pseudonyme": pseudonyme})).deleted_count
+    n += await store.forget_tasks([t["_id"] async for t in store.taches.find(
+        {"pseudonyme": pseudonyme}, {"_id": 1})])
     for col in (store.coordonnees, store.contacts):
         n += (await col.delete_one({"_id": pseudonyme})).deleted_count
     return n
@@ -43,7 +44,7 @@ async def purge(deps: Deps) -> int:
     n = 0
     async for task in store.taches.find({"statut": "terminee"}):
         if expired(s, task.get("parcours"), task.get("issue_le"), now):
-            n += (await store.taches.delete_one({"_id": task["_id"]})).deleted_count
+            n += await store.forget_tasks([task["_id"]])
     async for letter in store.courriers.find({}):
         if expired(s, letter.get("parcours"), letter.get("le"), now):
             _delete_files(deps, letter)

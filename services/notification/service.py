@@ -383,22 +383,36 @@ class TaskConflict(Exception):
 
 
 async def claim_task(task_id: str, agent: str, deps: Deps) -> dict[str, Any]:
-    now = deps.clock.now()
-    claimed = await deps.store.claim_task(task_id, agent, now)
-    if claimed is not None:
-        return claimed
+    """Take an open task for ``agent`` (again: the same task back). The claim is an insert
+    whose ``_id`` is the task's, so of agents asking at once exactly one gets it."""
+    now = to_millis(deps.clock.now())
     task = await deps.store.task(task_id)
     if task is None:
         raise TaskNotFound(task_id)
-    if task["statut"] == "prise" and task.get("agent") == agent:
-        return task
-    raise TaskConflict("tache-deja-prise" if task["statut"] == "prise" else "tache-terminee",
-                       "the task is already claimed by another agent"
-                       if task["statut"] == "prise" else "the task is closed")
+    if task["statut"] == "terminee":
+        raise TaskConflict("tache-terminee", "the task is closed")
+    _not_held_by_another(task, agent)
+    claim = await deps.store.take_task(task_id, agent, now)
+    if claim["agent"] != agent:
+        raise TaskConflict("tache-deja-prise", "the task is claimed by another agent")
+    if task["statut"] != "prise" or task.get("agent") != agent:
+        taken = {"statut": "prise", "agent": agent, "prise_le": claim["le"]}
+        await deps.store.update_task(task_id, taken)
+        task = {**task, **taken}
+    return task
+
+
+def _not_held_by_another(task: dict[str, Any], agent: str) -> None:
+    # a task taken before claims were inserted (no ``prises`` document) keeps its agent
+    if task["statut"] == "prise" and task.get("agent") not in (None, agent):
+        raise TaskConflict("tache-deja-prise", "the task is claimed by another agent")
 
 
 async def record_outcome(task_id: str, agent: str, issue: str, commentaire: str | None,
                          deps: Deps) -> dict[str, Any]:
+    """Record the outcome of a task's call (once: the same outcome again is accepted, another
+    one refused) and publish it. An agent may record without claiming first; the claim is then
+    taken here, so that another agent taking the task at the same moment is refused."""
     now = to_millis(deps.clock.now())  # stored as issue_le, published in the outcome
     task = await deps.store.task(task_id)
     if task is None:
@@ -407,10 +421,15 @@ async def record_outcome(task_id: str, agent: str, issue: str, commentaire: str 
         if task.get("issue") != issue:
             raise TaskConflict("issue-deja-enregistree", "another outcome was already recorded")
     else:
-        if task["statut"] == "prise" and task.get("agent") not in (None, agent):
+        _not_held_by_another(task, agent)
+        claim = await deps.store.take_task(task_id, agent, now)
+        if claim["agent"] != agent:
             raise TaskConflict("tache-deja-prise", "the task is claimed by another agent")
-        task = {**task, "statut": "terminee", "issue": issue, "issue_le": now, "agent": agent,
-                "commentaire": commentaire}
+        recorded = await deps.store.record_issue(task_id, agent, issue, now)
+        if recorded["issue"] != issue:
+            raise TaskConflict("issue-deja-enregistree", "another outcome was already recorded")
+        task = {**task, "statut": "terminee", "issue": issue, "issue_le": recorded["le"],
+                "agent": agent, "commentaire": commentaire}
         # The comment stays in the agents' queue; it is never published (free text).
         await deps.store.update_task(task_id, {k: task[k] for k in (
             "statut", "issue", "issue_le", "agent", "commentaire")})

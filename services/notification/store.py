@@ -15,6 +15,9 @@ Collections (FerretDB subset: reads and writes by ``_id`` on the hot paths):
 - ``coordonnees``: the latest contact data per pseudonym (``personnes.coordonnees``);
 - ``contacts``: per pseudonym, when the person was contacted (the cap across parcours);
 - ``taches``: the agents' phone tasks (``_id`` = uuid5 of the action);
+- ``prises`` and ``issues_appel``: who took a task, and the outcome of its call (``_id`` = the
+  task's): insert-only, the first insert wins. An update filtered on the task's status is not
+  atomic on FerretDB (two agents were both told the task was theirs); a unique ``_id`` is;
 - ``courriers``: letters produced (``_id`` = action_id), with their day (print batches).
 """
 
@@ -23,7 +26,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pymongo import ASCENDING, AsyncMongoClient, ReturnDocument
+from pymongo import ASCENDING, AsyncMongoClient
 from pymongo.errors import DuplicateKeyError
 
 from services.notification.rules import due_range
@@ -39,6 +42,8 @@ class NotificationStore:
         self.contacts = self.db["contacts"]
         self.taches = self.db["taches"]
         self.courriers = self.db["courriers"]
+        self.prises = self.db["prises"]
+        self.issues_appel = self.db["issues_appel"]
 
     async def setup(self) -> None:
         # Used by the agents' queue listings (MongoDB uses them; FerretDB ignores them for reads).
@@ -149,13 +154,38 @@ class NotificationStore:
         cursor = self.taches.find(flt).sort([("echeance", 1), ("_id", 1)]).limit(limit)
         return [d async for d in cursor]
 
-    async def claim_task(self, task_id: str, agent: str, now: datetime) -> dict[str, Any] | None:
-        """Claim an open task; ``None`` if it is no longer open (atomic on MongoDB)."""
-        return await self.taches.find_one_and_update(
-            {"_id": task_id, "statut": "a-faire"},
-            {"$set": {"statut": "prise", "agent": agent, "prise_le": now}},
-            return_document=ReturnDocument.AFTER,
-        )
+    async def take_task(self, task_id: str, agent: str, now: datetime) -> dict[str, Any]:
+        """Record ``agent`` as the one working the task unless another already is; return the
+        claim that holds (``agent``, ``le``): the first one inserted, whoever asks."""
+        return await _first_insert(self.prises, {"_id": task_id, "agent": agent, "le": now})
+
+    async def record_issue(self, task_id: str, agent: str, issue: str,
+                           now: datetime) -> dict[str, Any]:
+        """Record the outcome of the task's call unless one is recorded; return the one that
+        holds (``issue``, ``agent``, ``le``)."""
+        return await _first_insert(self.issues_appel,
+                                   {"_id": task_id, "agent": agent, "issue": issue, "le": now})
+
+    async def forget_tasks(self, task_ids: list[str]) -> int:
+        """Delete tasks with their claim and recorded outcome; how many tasks were deleted."""
+        if not task_ids:
+            return 0
+        for col in (self.prises, self.issues_appel):
+            await col.delete_many({"_id": {"$in": task_ids}})
+        return (await self.taches.delete_many({"_id": {"$in": task_ids}})).deleted_count
 
     async def update_task(self, task_id: str, set_: dict[str, Any]) -> None:
         await self.taches.update_one({"_id": task_id}, {"$set": set_})
+
+
+async def _first_insert(collection: Any, doc: dict[str, Any]) -> dict[str, Any]:
+    """Insert ``doc`` unless its ``_id`` exists; return the stored document either way."""
+    while True:
+        try:
+            await collection.insert_one(doc)
+            return doc
+        except DuplicateKeyError:
+            stored = await collection.find_one({"_id": doc["_id"]})
+            if stored is not None:
+                return stored
+            # deleted in between (retention): insert again
