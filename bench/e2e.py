@@ -92,6 +92,11 @@ class Result:
         return self.n / self.baseline_s if self.baseline_s else 0.0
 
 
+# Settings the bench passes on to the services when set in its environment (A/B experiments).
+TUNING = ("PARCOURS_GC_THRESHOLD", "PARCOURS_INTAKE_BATCH_SIZE", "PARCOURS_ORIENTATION_BATCH_SIZE",
+          "PARCOURS_ORIENTATION_CONCURRENCY")
+
+
 def bootstrap() -> str:
     return Settings().kafka_bootstrap_servers
 
@@ -255,7 +260,8 @@ class System:
                        "PARCOURS_TOPIC_PREFIX": self.prefix, "PARCOURS_HTTP_PORT": str(port),
                        "PARCOURS_DATA_DIR": str(self.state / "data"),
                        "PARCOURS_PSEUDONYM_KEY": PSEUDONYM_KEY, "PARCOURS_LOG_JSON": "true",
-                       "PARCOURS_LOG_LEVEL": "WARNING", "PYTHONUNBUFFERED": "1"}
+                       "PARCOURS_LOG_LEVEL": "WARNING", "PYTHONUNBUFFERED": "1",
+                       **{k: os.environ[k] for k in TUNING if k in os.environ}}
                 proc.start([sys.executable, "-m", "uvicorn", f"services.{service}.app:create_app",
                             "--factory", "--host", "127.0.0.1", "--port", str(port),
                             "--no-access-log", "--log-level", "warning"], env=env, cwd=ROOT)
@@ -304,8 +310,9 @@ def infra_cpu() -> dict[str, float]:
     for p in psutil.process_iter(["name", "cmdline", "cpu_times"]):
         cmd = " ".join(p.info["cmdline"] or ())
         name = p.info["name"] or ""
+        postgres = name == "postgres" or cmd.startswith("postgres:")
         kind = ("FerretDB (database)" if "ferretdb" in name else
-                "PostgreSQL (FerretDB's storage)" if name == "postgres" or cmd.startswith("postgres:")
+                "PostgreSQL (FerretDB's storage)" if postgres
                 else "Kafka broker" if "kafka.Kafka" in cmd else None)
         if kind and p.info["cpu_times"] is not None:
             t = p.info["cpu_times"]

@@ -1,7 +1,7 @@
 """Settings of every service, read from the environment (prefix ``PARCOURS_``) or a ``.env`` file.
 
-Each field is documented; ``docs/configuration.md`` is generated from these descriptions
-(``parcours config-doc``). Services read settings only in their ``app.py`` (composition root).
+Each field is documented; ``parcours config-doc`` prints them all as a table (the README lists
+the ones to know). Services read settings only in their ``app.py`` (composition root).
 """
 
 from __future__ import annotations
@@ -62,6 +62,12 @@ class Settings(BaseSettings):
     )
     http_rate_per_minute: int = Field(
         120, description="Requests a partner may make per minute on one instance (429 beyond)."
+    )
+    gc_threshold: int = Field(
+        50_000, ge=0, description="Allocations between two collections of Python's youngest "
+        "garbage generation (Python's default: 700). A batch of a thousand events allocates "
+        "millions of short-lived objects; at 700 the collector ran thousands of times per batch "
+        "for a fifth of a service's CPU (docs/performance.md). 0 keeps Python's default."
     )
     intake_batch_size: int = Field(
         1000, ge=1, description="Largest batch of life events signalement takes from Kafka at once."
@@ -294,5 +300,6 @@ def settings_table() -> str:
         default = field.default
         if isinstance(default, SecretStr):
             default = "(secret, dev default)"
-        rows.append(f"| `{ENV_PREFIX}{name.upper()}` | `{default}` | {field.description} |")
+        shown = str(default).replace("\n", "\\n")  # a multi-line default stays on its row
+        rows.append(f"| `{ENV_PREFIX}{name.upper()}` | `{shown}` | {field.description} |")
     return "\n".join(rows)
