@@ -291,8 +291,7 @@ class RawProducer:
             # The hot paths send a batch's thousands of messages at once: record batches of up
             # to 512 KB per partition rather than aiokafka's 16 KB (fewer batches to build,
             # fewer requests; the broker accepts up to 1 MB).
-            max_batch_size=512 * 1024,
-            **config,
+            **{"max_batch_size": 512 * 1024, **config},
         )
 
     @classmethod
@@ -310,11 +309,35 @@ class RawProducer:
     async def send_many(
         self, records: Iterable[tuple[str, bytes | None, bytes | None, Sequence[tuple[str, bytes]]]]
     ) -> None:
-        """Send (topic, value, key, headers) records and wait until all are acknowledged."""
-        futures = [
-            await self._producer.send(topic, value=value, key=key, headers=list(headers))
-            for topic, value, key, headers in records
-        ]
+        """Send (topic, value, key, headers) records and wait until all are acknowledged.
+
+        The records are grouped by partition (the keyed partitioner's, in their order) into
+        record batches handed to the producer whole: ``send`` per record cost 16 µs of CPU,
+        appending to a batch 4.5 µs (docs/performance.md). Order per partition is kept, and the
+        producer stays idempotent (sequence numbers are given when a batch is drained)."""
+        groups: dict[tuple[str, int], list[tuple[bytes | None, bytes | None,
+                                                 Sequence[tuple[str, bytes]]]]] = {}
+        partitions: dict[str, list[int]] = {}
+        for topic, value, key, headers in records:
+            if topic not in partitions:
+                partitions[topic] = sorted(await self._producer.partitions_for(topic))
+            every = partitions[topic]
+            part = keyed_partitioner(key, every, every)
+            groups.setdefault((topic, part), []).append((value, key, headers))
+        futures = []
+        for (topic, part), items in groups.items():
+            batch = self._producer.create_batch()
+            for value, key, headers in items:
+                record = {"key": key, "value": value, "timestamp": None, "headers": list(headers)}
+                if batch.append(**record) is None:  # full: send it, start the next one
+                    batch.close()
+                    futures.append(await self._producer.send_batch(batch, topic, partition=part))
+                    batch = self._producer.create_batch()
+                    if batch.append(**record) is None:
+                        raise ValueError(f"a record of {len(value or b'')} bytes does not fit "
+                                         f"in a record batch of {topic}")
+            batch.close()
+            futures.append(await self._producer.send_batch(batch, topic, partition=part))
         if futures:
             await asyncio.gather(*futures)
 

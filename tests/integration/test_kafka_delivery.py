@@ -190,3 +190,40 @@ async def test_poison_goes_to_the_dead_letter_topic_untouched_and_transient_erro
     assert headers["x-own"] == b"\xff\x00", "the record's own headers are kept byte for byte"
     assert headers[H_CODE] == b"erreur.ValueError"
     assert headers[H_TOPIC] == topic.encode() and headers[H_OFFSET] == b"1"
+
+
+async def test_the_raw_producer_sends_bytes_untouched_in_order_per_key_on_kafkas_partitions(
+    topics: str, make_settings: Any
+) -> None:
+    from aiokafka.partitioner import DefaultPartitioner
+
+    settings = make_settings("delivery")
+    a, b = settings.topic(DEMANDES), settings.topic(DLQ)
+    # small record batches, so that a call fills several per partition
+    producer = RawProducer(settings.kafka_bootstrap_servers, "raw-test", max_batch_size=2048)
+    records = [(a if n % 3 else b, json.dumps({"person": n % 17, "seq": n}).encode() + b"\xff",
+                f"person-{n % 17}".encode(), [("h", bytes([n % 256])), ("x", b"\x00\x01")])
+               for n in range(600)]
+    records.append((b, b"no key", None, []))
+    await producer.start()
+    try:
+        await producer.send_many(records[:300])
+        await producer.send_many(records[300:])
+    finally:
+        await producer.stop()
+    got = await read_all(settings.kafka_bootstrap_servers, a) + \
+        await read_all(settings.kafka_bootstrap_servers, b)
+    assert len(got) == len(records)
+    sent = {(t, v): (k, h) for t, v, k, h in records}
+    declared = {a: load_topics()[DEMANDES].partitions, b: load_topics()[DLQ].partitions}
+    for r in got:
+        key, headers = sent[(r.topic, r.value)]
+        assert (r.key, list(r.headers)) == (key, headers)
+        if key is not None:  # the partition Kafka's clients give the key
+            every = list(range(declared[r.topic]))
+            assert r.partition == DefaultPartitioner()(key, every, every)
+    order: dict[tuple[str, bytes], list[int]] = defaultdict(list)
+    for r in sorted(got, key=lambda r: (r.topic, r.partition, r.offset)):
+        if r.key is not None:
+            order[(r.topic, r.key)].append(json.loads(r.value[:-1])["seq"])
+    assert all(seqs == sorted(seqs) for seqs in order.values()), "order kept per key"
