@@ -2,7 +2,7 @@
 
     python -m bench                      # intake alone (20,000) then end to end (20,000)
     python -m bench intake [N] [BATCH]   # signalement's intake alone
-    python -m bench e2e [N] [--instances K] [--profile S] [--no-baseline] [--write]
+    python -m bench e2e [N] [--instances K] [--profile S] [--no-baseline] [--whole] [--write]
     python -m bench scale [N] [--max K]  # end to end with 1..K instances per service
 """
 

@@ -1,16 +1,17 @@
 """End to end: life events in, planned actions out, the services as separate processes.
 
-    python -m bench e2e [N] [--instances K] [--baseline/--no-baseline] [--profile SECONDS]
+    python -m bench e2e [N] [--instances K] [--no-baseline] [--profile SECONDS] [--whole]
 
 On the running broker and database (PARCOURS_KAFKA_BOOTSTRAP_SERVERS / PARCOURS_MONGO_URI,
 else the local ones of `make up`), with a fresh topic prefix and fresh databases:
 
 1. starts signalement and orientation, K instances each (uvicorn processes, one consumer group
-   per service, as in production);
+   per service, as in production); with ``--whole``, notification and reporting too;
 2. publishes N generated life events to ``evenements-vie`` as fast as the producer goes (a
    monthly batch arriving at once);
 3. waits until both consumer groups have committed every offset (a service commits only once
-   the effects are stored and the broker acknowledged what it published);
+   the effects are stored and the broker acknowledged what it published); with ``--whole``,
+   then until every consumer group of the four services has;
 4. reads back the records of every stage (their Kafka timestamps, and the ``correlation_id``
    header that ties a demand and its actions to the life event) for the latencies;
 5. then, on the same broker and the same input topic, runs the **baseline**: a bare aiokafka
@@ -47,13 +48,24 @@ from aiokafka.structs import TopicPartition
 from pymongo import AsyncMongoClient
 
 from deploy.local.infra import ROOT, Proc, free_port
+from services.reporting.handlers import GROUPS as REPORTING_GROUPS
+from shared import topics
 from shared.settings import Settings
 from shared.topics import ensure_topics, load_topics
 from tests.inputs import CT, valid_event
 
 SERVICES = ("signalement", "orientation")
-GROUPS = {"signalement": ("signalement", "evenements-vie"),
-          "orientation": ("orientation", "parcours.demandes")}
+WHOLE = (*SERVICES, "notification", "reporting")
+# Every consumer group of each service and the topics it reads (``--whole`` waits for them all).
+GROUPS: dict[str, tuple[tuple[str, str], ...]] = {
+    "signalement": (("signalement", topics.EVENEMENTS_VIE),
+                    ("signalement-statuts", topics.DECISIONS),
+                    ("signalement-statuts", topics.RESULTATS)),
+    "orientation": (("orientation", topics.DEMANDES), ("orientation", topics.RESULTATS)),
+    "notification": (("notification", topics.ACTIONS),
+                     ("notification-coordonnees", topics.COORDONNEES)),
+    "reporting": tuple((group, topic) for topic, group in REPORTING_GROUPS.items()),
+}
 PSEUDONYM_KEY = "bench-pseudonym-key-0123456789abcdef"
 RELAY = "bench.relay"
 
@@ -70,6 +82,8 @@ class ProcStats:
 class Result:
     n: int
     instances: int
+    whole: bool = False
+    whole_s: float = 0.0  # --whole: until every group of the four services has caught up
     publish_s: float = 0.0
     e2e_s: float = 0.0
     done_s: float = 0.0
@@ -150,6 +164,17 @@ class Offsets:
         committed = await self.admin.list_consumer_group_offsets(group, partitions=tps)
         return sum(max(0, ends[tp] - (committed[tp].offset if tp in committed
                                       and committed[tp].offset >= 0 else 0)) for tp in tps)
+
+
+async def caught_up(offsets: Offsets, prefix: str, services: tuple[str, ...]) -> None:
+    """Until every consumer group of ``services`` has committed every offset of its topics, twice
+    in a row a second apart (what one service publishes late, e.g. an outcome, is read too)."""
+    pairs = [(prefix + g, prefix + t) for service in services for g, t in GROUPS[service]]
+    quiet = 0
+    while quiet < 2:
+        lags = [await offsets.lag(g, t) for g, t in pairs]
+        quiet = quiet + 1 if not any(lags) else 0
+        await asyncio.sleep(1.0 if quiet else 0.5)
 
 
 def partitions(topic: str) -> list[TopicPartition]:
@@ -241,15 +266,17 @@ def percentiles(values: list[float]) -> tuple[float, float, float]:
 
 
 class System:
-    def __init__(self, prefix: str, instances: int, state: Path) -> None:
+    def __init__(self, prefix: str, instances: int, state: Path,
+                 services: tuple[str, ...] = SERVICES) -> None:
         self.prefix, self.instances, self.state = prefix, instances, state
+        self.services = services
         self.procs: list[tuple[str, Proc, int]] = []
 
     def database(self, service: str) -> str:
         return f"{self.prefix.rstrip('.')}_{service}"
 
     def start(self) -> None:
-        for service in SERVICES:
+        for service in self.services:
             for k in range(self.instances):
                 port = free_port()
                 proc = Proc(f"{service}-{k}", self.state)
@@ -379,17 +406,18 @@ def top_frames(collapsed: Path, top: int = 12) -> str:
     return "\n".join(lines[:40])
 
 
-async def run(n: int, instances: int = 1, baseline: bool = True, profile: int = 0) -> Result:
+async def run(n: int, instances: int = 1, baseline: bool = True, profile: int = 0,
+              whole: bool = False) -> Result:
     servers = bootstrap()
     prefix = f"bench{uuid.uuid4().hex[:6]}."
     state = Path(tempfile.mkdtemp(prefix="parcours-bench-"))
-    result = Result(n=n, instances=instances)
+    result = Result(n=n, instances=instances, whole=whole)
     await ensure_topics(servers, prefix)
     admin = AIOKafkaAdminClient(bootstrap_servers=servers)
     await admin.start()
     await admin.create_topics([NewTopic(prefix + RELAY, 6, 1)])
     values = generate(n)
-    system = System(prefix, instances, state)
+    system = System(prefix, instances, state, WHOLE if whole else SERVICES)
     try:
         system.start()
         await asyncio.sleep(3 + 2 * instances)  # consumer groups join and settle
@@ -409,7 +437,10 @@ async def run(n: int, instances: int = 1, baseline: bool = True, profile: int = 
                 if lag_s == 0 and lag_o == 0:
                     break
                 await asyncio.sleep(0.5)
-        result.done_s = time.time() - t0
+            result.done_s = time.time() - t0
+            if whole:
+                await caught_up(offsets, prefix, system.services)
+                result.whole_s = time.time() - t0
         cpu1 = psutil.cpu_times()
         result.machine_cpu_busy_s = ((cpu1.user + cpu1.system) - (cpu0.user + cpu0.system))
         result.infra_cpu_s = {k: v - infra0.get(k, 0.0) for k, v in infra_cpu().items()}
@@ -474,7 +505,7 @@ async def measure(servers: str, prefix: str, result: Result, baseline: bool) -> 
 async def cleanup(admin: AIOKafkaAdminClient, prefix: str, system: System) -> None:
     client: AsyncMongoClient[Any] = AsyncMongoClient(mongo_uri())
     try:
-        for service in SERVICES:
+        for service in system.services:
             await client.drop_database(system.database(service))
     finally:
         await client.close()
@@ -505,10 +536,14 @@ def table(results: list[Result]) -> str:
 
 
 def detail(r: Result) -> str:
-    available = (os.cpu_count() or 1) * r.done_s
+    available = (os.cpu_count() or 1) * (r.whole_s or r.done_s)
+    whole = (f" The whole platform (notification and reporting too, every consumer group of the "
+             f"four services) caught up after {r.whole_s:.1f} s: {r.n / r.whole_s:,.0f} life "
+             "events/s." if r.whole_s else "")
     out = [f"N = {r.n:,}, {r.instances} instance(s) per service; published in {r.publish_s:.1f} s; "
-           f"all offsets committed after {r.done_s:.1f} s; machine CPU busy during the run "
-           f"{r.machine_cpu_busy_s:.0f} s of {available:.0f} available (all processes).", "",
+           f"signalement and orientation committed every offset after {r.done_s:.1f} s.{whole} "
+           f"Machine CPU busy during the run {r.machine_cpu_busy_s:.0f} s of {available:.0f} "
+           "available (all processes).", "",
            "| stage | p50 | p99 | max |", "|---|---:|---:|---:|"]
     for stage, (p50, p99, mx) in r.latencies.items():
         out.append(f"| {stage} | {p50:.1f} s | {p99:.1f} s | {mx:.1f} s |")
@@ -531,6 +566,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("n", type=int, nargs="?", default=20_000)
     parser.add_argument("--instances", type=int, default=1)
     parser.add_argument("--no-baseline", action="store_true")
+    parser.add_argument("--whole", action="store_true",
+                        help="also run notification and reporting, and wait until they caught up")
     parser.add_argument("--profile", type=int, default=0, metavar="SECONDS",
                         help="py-spy the first instance of each service for that long")
     parser.add_argument("--write", action="store_true",
@@ -538,7 +575,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--section", default="e2e",
                         help="the section of docs/performance.md to write (e2e, soak, ...)")
     args = parser.parse_args(argv)
-    r = asyncio.run(run(args.n, args.instances, not args.no_baseline, args.profile))
+    r = asyncio.run(run(args.n, args.instances, not args.no_baseline, args.profile, args.whole))
     text = report([r], " ".join(["python -m bench e2e", *argv]))
     print(text)
     if args.write:

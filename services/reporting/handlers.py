@@ -1,5 +1,7 @@
 """Kafka subscribers of reporting: one consumer group per topic, each the single writer of its
-fact collection. Thin: decode, project (projections.py), write by ``_id``, note the position.
+fact collection. In batches: decode, project (projections.py), write by ``_id``, note the
+positions, commit. A record that is not JSON or not its topic's contract goes to
+``parcours.dlq`` alone, with its bytes and a reason; the rest of the batch goes on.
 
 Never subscribed: ``evenements-vie`` and ``personnes.coordonnees`` (personal data). The
 rejects topic is read for its headers only (its value is the refused input).
@@ -17,10 +19,10 @@ from services.reporting import projections as p
 from services.reporting.store import ReportingStore
 from shared import topics
 from shared.clock import Clock
-from shared.cloudevents import CloudEvent
+from shared.cloudevents import VERIFIE, CloudEvent, decode_json
 from shared.contracts import internes as i
-from shared.kafka import dead_letter_router, subscriber_options
-from shared.logging import bind_message_context, get_logger
+from shared.kafka import Reason, dead_letter, dead_letter_router, error_reason, subscriber_options
+from shared.logging import get_logger
 from shared.settings import Settings
 
 log = get_logger("reporting")
@@ -60,13 +62,117 @@ class Deps:
         self.version[0] += 1
 
 
-async def _never_read(msg: Any) -> Any:
-    """The rejects' value is never decoded: it is the refused input (personal data)."""
-    return None
+BATCH = 500
+
+
+@dataclass
+class Lot:
+    """A batch of one topic, projected: facts to write, positions, poison records."""
+
+    docs: list[dict[str, Any]] = field(default_factory=list)
+    fields: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    positions: dict[int, tuple[int, datetime | None]] = field(default_factory=dict)
+    rejects: list[tuple[Any, Reason]] = field(default_factory=list)
+    ignored: int = 0
+
+    def took(self, rec: Any, when: datetime | None) -> None:
+        offset, newest = self.positions.get(rec.partition, (-1, None))
+        if newest is not None and (when is None or when < newest):
+            when = newest
+        self.positions[rec.partition] = (max(offset, rec.offset), when)
+
+
+def _event(value: bytes, model: Any) -> Any:
+    return model.model_validate(decode_json(value), context=VERIFIE)
+
+
+def project_reject(lot: Lot, rec: Any) -> None:
+    """From the headers only: the value is the refused input (personal data), never read."""
+    headers = {k.lower(): v for k, v in (rec.headers or ()) if v is not None}
+    fact = p.rejet_fact(headers, rec.topic, rec.partition, rec.offset, rec.timestamp)
+    lot.docs.append(fact)
+    lot.took(rec, fact["rejete_le"])
+
+
+def project_demande(lot: Lot, rec: Any) -> None:
+    event = _event(rec.value, CloudEvent[i.Demande])
+    lot.docs.append(p.demande_fact(event))
+    lot.took(rec, event.time)
+
+
+def project_decision(lot: Lot, rec: Any) -> None:
+    event = _event(rec.value, CloudEvent[i.Decision])
+    lot.docs.append(p.decision_fact(event))
+    lot.took(rec, event.time)
+
+
+def project_action(lot: Lot, rec: Any) -> None:
+    body = decode_json(rec.value)
+    kind = body.get("type") if isinstance(body, dict) else None
+    if kind == i.ACTION_PLANIFIEE:
+        planned = CloudEvent[i.ActionPlanifiee].model_validate(body, context=VERIFIE)
+        lot.fields.append((planned.data.action_id, p.action_planned_fields(planned)))
+        when = planned.time
+    elif kind == i.ACTION_ANNULEE:
+        cancelled = CloudEvent[i.ActionAnnulee].model_validate(body, context=VERIFIE)
+        lot.fields.append((cancelled.data.action_id, p.action_cancelled_fields(cancelled)))
+        when = cancelled.time
+    else:  # a CloudEvent of a type reporting does not count: ignored, not poison
+        when = CloudEvent[dict[str, Any]].model_validate(body, context=VERIFIE).time
+        lot.ignored += 1
+        log.info("type d'événement ignoré", type=str(kind)[:80])
+    lot.took(rec, when)
+
+
+def project_resultat(lot: Lot, rec: Any) -> None:
+    event = _event(rec.value, CloudEvent[i.Resultat])
+    lot.docs.append(p.resultat_fact(event))
+    lot.took(rec, event.time)
+
+
+# Per topic: the fact collection its consumer writes, and how one record is projected.
+PROJECTIONS: dict[str, tuple[str, Callable[[Lot, Any], None]]] = {
+    topics.REJETS: ("rejets", project_reject),
+    topics.DEMANDES: ("demandes", project_demande),
+    topics.DECISIONS: ("decisions", project_decision),
+    topics.ACTIONS: ("actions", project_action),
+    topics.RESULTATS: ("resultats", project_resultat),
+}
+
+
+async def take(topic: str, records: tuple[Any, ...], deps: Deps) -> list[tuple[Any, Reason]]:
+    """Project a batch of ``topic`` in offset order, write its facts in one round trip, then
+    its positions; return the poison records (not JSON, not the contract), which the rest of
+    the batch does not wait for. A redelivered batch writes the same facts again."""
+    collection, project = PROJECTIONS[topic]
+    lot = Lot()
+    for rec in records:
+        try:
+            project(lot, rec)
+        except Exception as exc:
+            lot.rejects.append((rec, error_reason(exc)))
+    await deps.store.write(collection, lot.docs, lot.fields)
+    await deps.store.seen_many(topic, lot.positions, deps.clock.now())
+    taken = len(records) - len(lot.rejects)
+    if taken - lot.ignored:
+        deps.metrics.facts.labels(topic).inc(taken - lot.ignored)
+    if lot.ignored:
+        deps.metrics.ignored.labels(topic).inc(lot.ignored)
+    if taken:
+        deps.changed()
+    return lot.rejects
+
+
+async def raw_bodies(msg: Any) -> Any:
+    """Each record is validated by its projection, poison records one by one."""
+    return msg.body
 
 
 def router_for(s: Settings, get_deps: Callable[[], Deps],
                registry: CollectorRegistry | None = None) -> KafkaRouter:
+    """One batch subscriber per topic: one round trip for a batch's facts, one for its
+    positions, one offset commit (one per record cost far more than the record itself:
+    docs/performance.md)."""
     r = dead_letter_router(
         dlq_topic=s.topic(topics.DLQ),
         producer=lambda: get_deps().raw,
@@ -75,58 +181,21 @@ def router_for(s: Settings, get_deps: Callable[[], Deps],
         retry_budget_seconds=s.transient_retry_max_seconds,
     )
 
-    async def done(topic: str, msg: KafkaMessage, when: datetime | None) -> None:
-        deps = get_deps()
-        rec: Any = msg.raw_message
-        await deps.store.seen(topic, rec.partition, rec.offset, when, deps.clock.now())
-        deps.metrics.facts.labels(topic).inc()
-        deps.changed()
+    def subscribe(topic: str, description: str) -> None:
+        @r.subscriber(s.topic(topic), batch=True, max_records=BATCH, batch_timeout_ms=200,
+                      decoder=raw_bodies, title=GROUPS[topic], description=description,
+                      **subscriber_options(s, GROUPS[topic]))
+        async def on_batch(msg: KafkaMessage) -> None:
+            records = msg.raw_message if isinstance(msg.raw_message, tuple) else (msg.raw_message,)
+            rejects = await take(topic, records, get_deps())
+            await dead_letter(get_deps().raw, rejects, s.topic(topics.DLQ), "reporting",
+                              r.dead_letters)  # type: ignore[attr-defined]
 
-    @r.subscriber(
-        s.topic(topics.REJETS), decoder=_never_read, **subscriber_options(s, GROUPS[topics.REJETS])
-    )
-    async def on_reject(msg: KafkaMessage) -> None:
-        rec: Any = msg.raw_message
-        headers = {k.lower(): v for k, v in (rec.headers or ()) if v is not None}
-        fact = p.rejet_fact(headers, rec.topic, rec.partition, rec.offset, rec.timestamp)
-        await get_deps().store.put("rejets", fact)
-        await done(topics.REJETS, msg, fact["rejete_le"])
-
-    @r.subscriber(s.topic(topics.DEMANDES), **subscriber_options(s, GROUPS[topics.DEMANDES]))
-    async def on_demande(event: CloudEvent[i.Demande], msg: KafkaMessage) -> None:
-        bind_message_context(correlationid=event.correlationid, causationid=event.id)
-        await get_deps().store.put("demandes", p.demande_fact(event))
-        await done(topics.DEMANDES, msg, event.time)
-
-    @r.subscriber(s.topic(topics.DECISIONS), **subscriber_options(s, GROUPS[topics.DECISIONS]))
-    async def on_decision(event: CloudEvent[i.Decision], msg: KafkaMessage) -> None:
-        bind_message_context(correlationid=event.correlationid, causationid=event.id)
-        await get_deps().store.put("decisions", p.decision_fact(event))
-        await done(topics.DECISIONS, msg, event.time)
-
-    @r.subscriber(s.topic(topics.ACTIONS), **subscriber_options(s, GROUPS[topics.ACTIONS]))
-    async def on_action(event: CloudEvent[dict[str, Any]], msg: KafkaMessage) -> None:
-        bind_message_context(correlationid=event.correlationid, causationid=event.id)
-        deps = get_deps()
-        if event.type == i.ACTION_PLANIFIEE:
-            planned = CloudEvent[i.ActionPlanifiee].model_validate(event.model_dump())
-            await deps.store.set_fields(
-                "actions", planned.data.action_id, p.action_planned_fields(planned)
-            )
-        elif event.type == i.ACTION_ANNULEE:
-            cancelled = CloudEvent[i.ActionAnnulee].model_validate(event.model_dump())
-            await deps.store.set_fields(
-                "actions", cancelled.data.action_id, p.action_cancelled_fields(cancelled)
-            )
-        else:
-            deps.metrics.ignored.labels(topics.ACTIONS).inc()
-            log.info("type d'événement ignoré", type=event.type)
-        await done(topics.ACTIONS, msg, event.time)
-
-    @r.subscriber(s.topic(topics.RESULTATS), **subscriber_options(s, GROUPS[topics.RESULTATS]))
-    async def on_resultat(event: CloudEvent[i.Resultat], msg: KafkaMessage) -> None:
-        bind_message_context(correlationid=event.correlationid, causationid=event.id)
-        await get_deps().store.put("resultats", p.resultat_fact(event))
-        await done(topics.RESULTATS, msg, event.time)
-
+    subscribe(topics.REJETS, "Rejected inputs, read for their headers only (the value is the "
+              "refused input: personal data).")
+    subscribe(topics.DEMANDES, "Demands (parcours.demande.v1): one fact each.")
+    subscribe(topics.DECISIONS, "Decisions on cases (parcours.decision.v1): one fact each.")
+    subscribe(topics.ACTIONS, "Actions planned and cancelled (parcours.action-planifiee.v1, "
+              "parcours.action-annulee.v1): the fields of one fact per action.")
+    subscribe(topics.RESULTATS, "Outcomes of actions (parcours.resultat.v1): one fact each.")
     return r

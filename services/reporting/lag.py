@@ -22,8 +22,9 @@ from shared.settings import Settings
 from shared.topics import load_topics
 
 
-async def consumer_lag(settings: Settings, timeout: float = 10.0) -> list[dict[str, Any]]:
-    return await asyncio.wait_for(_consumer_lag(settings), timeout)
+async def consumer_lag(settings: Settings, within_s: float = 10.0) -> list[dict[str, Any]]:
+    async with asyncio.timeout(within_s):
+        return await _consumer_lag(settings)
 
 
 async def _consumer_lag(settings: Settings) -> list[dict[str, Any]]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pymongo import AsyncMongoClient
+from pymongo import AsyncMongoClient, ReplaceOne, UpdateOne
 
 from services.reporting.indicators import Facts
 
@@ -28,24 +28,32 @@ class ReportingStore:
         self.db = client[database]
         self.positions = self.db["positions"]
 
-    async def put(self, collection: str, doc: dict[str, Any]) -> None:
-        """Write a fact by its ``_id`` (a redelivery writes the same document again)."""
+    async def write(self, collection: str, docs: list[dict[str, Any]],
+                    fields: list[tuple[str, dict[str, Any]]]) -> None:
+        """A batch of facts in one round trip, in offset order: whole documents by ``_id``
+        (``docs``) and fields set on a fact (``fields``: ``(_id, fields)``). A redelivered
+        batch writes the same values again."""
         assert collection in FACT_COLLECTIONS
-        await self.db[collection].replace_one({"_id": doc["_id"]}, doc, upsert=True)
+        ops: list[Any] = [ReplaceOne({"_id": d["_id"]}, d, upsert=True) for d in docs]
+        ops += [UpdateOne({"_id": _id}, {"$set": f}, upsert=True) for _id, f in fields]
+        if ops:
+            await self.db[collection].bulk_write(ops, ordered=True)
 
-    async def set_fields(self, collection: str, _id: str, fields: dict[str, Any]) -> None:
-        await self.db[collection].update_one({"_id": _id}, {"$set": fields}, upsert=True)
-
-    async def seen(
-        self, topic: str, partition: int, offset: int, event_time: datetime | None, now: datetime
+    async def seen_many(
+        self, topic: str, positions: dict[int, tuple[int, datetime | None]], now: datetime
     ) -> None:
-        update: dict[str, Any] = {
-            "$max": {"offset": offset},
-            "$set": {"topic": topic, "partition": partition, "traite_le": now},
-        }
-        if event_time is not None:
-            update["$max"]["dernier_evenement"] = event_time
-        await self.positions.update_one({"_id": f"{topic}:{partition}"}, update, upsert=True)
+        """Per partition of a batch, its highest offset and event time taken, and when."""
+        ops = []
+        for partition, (offset, event_time) in sorted(positions.items()):
+            update: dict[str, Any] = {
+                "$max": {"offset": offset},
+                "$set": {"topic": topic, "partition": partition, "traite_le": now},
+            }
+            if event_time is not None:
+                update["$max"]["dernier_evenement"] = event_time
+            ops.append(UpdateOne({"_id": f"{topic}:{partition}"}, update, upsert=True))
+        if ops:
+            await self.positions.bulk_write(ops, ordered=False)
 
     async def load_positions(self) -> list[dict[str, Any]]:
         return [d async for d in self.positions.find({})]
