@@ -131,3 +131,37 @@ async def test_a_poison_event_goes_to_the_dead_letter_topic_and_the_rest_is_proj
     assert [(r["indicateur"], r["valeur"]) for r in rows] == [("evenements-recus", 1)]
     assert len(dead) == 1 and dead[0].value == json.dumps(bad).encode()
     assert dict(dead[0].headers)[H_BY] == b"reporting"
+
+
+async def test_a_batch_of_actions_counts_its_actions_ignores_other_types_and_dead_letters_poison(
+    topics: str, make_settings: Any
+) -> None:
+    """One batch, three kinds of record: an action is projected, a CloudEvent of a type
+    reporting does not count is skipped (not poison: a newer producer may add types), a record
+    that is not JSON goes to the dead-letter topic with its bytes, and none holds the others."""
+    s = make_settings("reporting")
+    when = b.utc(2026, 3, 2, 9)
+    act = b.action("p3", "d3", "accompagnement-des-seniors", "p3-info", "courrier", "courrier",
+                   when, modele="seniors-p1-information")
+    other = act.model_dump(mode="json") | {"type": "parcours.action-rappelee.v1", "id": "x-1"}
+    ce = [("content-type", b"application/cloudevents+json")]
+    app = create_app(s, clock=ManualClock(NOW))
+    async with running(app) as http:
+        http.headers.update(auth_headers("superviseur", "91"))
+        await produce(s.kafka_bootstrap_servers, s.topic(t.ACTIONS),
+                      [(b"p3", b"{not json", ce), (b"p3", json.dumps(other).encode(), ce),
+                       b.record(act)])
+        dead = await read_all(s.kafka_bootstrap_servers, s.topic(t.DLQ), expect=1, timeout=60)
+
+        async def counted() -> Any:
+            rows = (await http.get("/v1/indicateurs/volumes?granularite=mois")).json()["lignes"]
+            return rows or None
+
+        rows = await eventually(counted, timeout=60)
+        metrics = (await http.get("/metrics")).text
+    assert [(r["indicateur"], r["motif"], r["valeur"]) for r in rows] == [
+        ("actions-planifiees", "courrier", 1)]
+    assert [d.value for d in dead] == [b"{not json"]
+    assert dict(dead[0].headers)[H_BY] == b"reporting"
+    assert f'reporting_ignored_total{{topic="{t.ACTIONS}"}} 1.0' in metrics
+    assert f'reporting_facts_total{{topic="{t.ACTIONS}"}} 1.0' in metrics
