@@ -86,6 +86,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
         await raw.start()
         await broker.start()
         scheduler.start()
+        deps.manifests.start(deps)
         purger = PurgeLoop(lambda: purge(deps), s.retention_interval_seconds, NAME)
         purger.start()
         app.state.purge = lambda: purge(deps)
@@ -94,6 +95,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
         finally:
             await purger.stop()
             await scheduler.stop()
+            await deps.manifests.stop(deps)
             await broker.stop()
             await raw.stop()
             if isinstance(sms_sender, HttpSmsSender):

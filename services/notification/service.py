@@ -16,9 +16,10 @@ Order of effects when an action fires, each step idempotent, the timer deleted l
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -44,6 +45,7 @@ from shared.contracts import internes as i
 from shared.ids import derive_id
 from shared.kafka import RawProducer, is_transient
 from shared.logging import bind_message_context, get_logger
+from shared.retention import stop_task
 from shared.settings import Settings
 
 SOURCE = "urn:fr:assurance-maladie:parcours:notification"
@@ -87,6 +89,7 @@ class Deps:
     raw: RawProducer
     wake: Callable[[], None] = lambda: None
     fault: Any = None  # tests: a callable(step, action_id) that may raise to simulate a crash
+    manifests: Manifests = field(default_factory=lambda: Manifests())
 
 
 def policy_from(s: Settings) -> rules.Policy:
@@ -295,7 +298,7 @@ async def _effect(action: i.ActionPlanifiee, choice: rules.Send, coord: i.Coordo
                                       "fichiers": list(stored.files), "sha256": list(stored.sha256),
                                       "pages": list(stored.pages), "parcours": action.parcours,
                                       "modele": action.modele, "le": now})
-        await rebuild_batch(stored.day, deps)
+        deps.manifests.touch(stored.day)
         return f"{stored.day}/{stored.files[0]}"
     if choice.canal == "email":
         return await deps.email.send(Email(to=r.email or "", subject=text.email.subject,
@@ -309,9 +312,60 @@ def _lines(block: str) -> list[str]:
     return [line for line in block.replace("\\n", "\n").splitlines() if line.strip()]
 
 
-async def rebuild_batch(day: str, deps: Deps) -> Path:
+async def rebuild_batch(day: str, deps: Deps, *, if_any: bool = False) -> Path | None:
+    """Rewrite the print batch of ``day`` from the database; with ``if_any``, not for a day
+    without letters (no empty folder for each day the service starts)."""
     docs = await deps.store.letters_of_day(day)
+    if if_any and not docs:
+        return None
     return await asyncio.to_thread(letters.write_manifest, deps.letters_dir, day, docs)
+
+
+class Manifests:
+    """The print batches (manifests) of the days that got letters, rewritten from the database
+    at most once every ``interval`` seconds, after the letters of that interval. Rewriting a
+    day's manifest after each letter read the whole day each time: quadratic in the letters of
+    a day (a monthly batch gives a day hundreds of thousands). A manifest is never appended to,
+    so it lists every letter once; on start, today's is rewritten (a stop between a letter and
+    its manifest); the API rewrites a day's on request."""
+
+    def __init__(self, interval: float = 1.0) -> None:
+        self.interval = interval
+        self.dirty: set[str] = set()
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def touch(self, day: str) -> None:
+        self.dirty.add(day)
+        self._wake.set()
+
+    def start(self, deps: Deps) -> None:
+        self.touch(letters.paris_day(deps.clock.now()).isoformat())
+        self._task = asyncio.create_task(self._run(deps), name="manifests")
+
+    async def _run(self, deps: Deps) -> None:
+        while True:
+            await self._wake.wait()
+            await asyncio.sleep(self.interval)  # the letters of that second, in one rewrite
+            self._wake.clear()
+            await self.flush(deps)
+
+    async def flush(self, deps: Deps) -> None:
+        days, self.dirty = self.dirty, set()
+        for day in sorted(days):
+            try:
+                await rebuild_batch(day, deps, if_any=True)
+            except Exception as exc:  # the database is away: the next tick tries again
+                self.touch(day)
+                log.warning("lot d'impression non réécrit", jour=day, error=type(exc).__name__)
+
+    async def stop(self, deps: Deps, grace: float = 10.0) -> None:
+        if self._task is not None:
+            await stop_task(self._task, grace, "manifests")
+        if self.dirty:
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(grace):
+                    await self.flush(deps)
 
 
 async def _create_task(action: i.ActionPlanifiee, now: datetime, deps: Deps) -> str:

@@ -90,6 +90,45 @@ async def test_a_letter_is_a_valid_pdf_with_the_name_and_step_text_its_falc_diff
     assert "Lefèvre" not in json.dumps(manifest) and "Lilas" not in json.dumps(manifest)
 
 
+async def test_the_print_batch_on_disk_lists_every_letter_of_a_burst_and_is_not_rewritten_per_letter(
+    topics: str, make_settings: Any, mongo: Any, tmp_path: Any
+) -> None:
+    """Six letters due at once: the day's manifest on disk lists the six, written by the
+    service itself (no request to the API), and from fewer reads of the day than letters (a
+    rewrite per letter reads the whole day each time: quadratic over a monthly batch)."""
+    settings = _settings(make_settings, tmp_path)
+    clock = ManualClock(START)
+    persons = [pseudo() for _ in range(6)]
+    planned = [action(p, NOW - timedelta(minutes=1)) for p in persons]
+    await send_coordonnees(settings, *(coordonnees(p, NOW) for p in persons))
+    await send_actions(settings, *(planned_event(a, NOW) for a in planned))
+    app = create_app(settings, clock=clock)
+    async with running(app):
+        await known(mongo, settings, 6)
+        deps = app.state.deps
+        reads: list[str] = []
+        letters_of_day = deps.store.letters_of_day
+
+        async def counted(day: str) -> Any:
+            reads.append(day)
+            return await letters_of_day(day)
+
+        deps.store.letters_of_day = counted
+        clock.set(NOW)
+        await at_least(settings, 6)
+        manifest = tmp_path / "letters" / NOW.date().isoformat() / "manifest.json"
+
+        async def listed() -> Any:
+            if not manifest.exists():
+                return None
+            ids = [e["action_id"] for e in json.loads(manifest.read_text())["lettres"]]
+            return ids if len(ids) == 6 else None
+
+        ids = await eventually(listed, timeout=30)
+    assert sorted(ids) == sorted(a.action_id for a in planned)
+    assert 1 <= len(reads) < 6
+
+
 async def test_the_smtp_server_receives_exactly_one_message_per_email_action_even_when_redelivered(
     topics: str, make_settings: Any, mongo: Any, tmp_path: Any
 ) -> None:
