@@ -1,8 +1,13 @@
-"""Kafka subscribers of notification: thin, they hand records to the use cases.
+"""Kafka subscribers of notification: thin, they hand records to the use cases, in batches
+(one offset commit, a few database round trips per batch: one message at a time cost more
+than the message itself, docs/performance.md).
 
 ``parcours.actions`` carries two types (planned, cancelled): dispatch on the CloudEvent
-``type``; an unknown type is poison (dead-lettered with its reason). Its rebalance listener
-tells the scheduler which partitions' timers this instance fires.
+``type``; an unknown type is poison (dead-lettered alone, with its bytes and its reason; the
+rest of the batch goes on). Order is kept: the plans before a cancellation are stored before
+it. Its rebalance listener tells the scheduler which partitions' timers this instance fires.
+``personnes.coordonnees``: the latest data of each person; a tombstone (the person's data
+purged upstream) forgets the person, after what came before it in the batch.
 """
 
 from __future__ import annotations
@@ -15,11 +20,11 @@ from prometheus_client import CollectorRegistry
 
 from services.notification.retention import forget_person
 from services.notification.scheduler import Ownership
-from services.notification.service import Deps, cancel_action, keep_coordonnees, plan_action
+from services.notification.service import Deps, cancel_action, keep_coordonnees_many, plan_actions
 from shared import topics
-from shared.cloudevents import CloudEvent
+from shared.cloudevents import VERIFIE, CloudEvent, decode_json
 from shared.contracts import internes as i
-from shared.kafka import dead_letter_router, subscriber_options
+from shared.kafka import Reason, dead_letter, dead_letter_router, error_reason, subscriber_options
 from shared.logging import bind_message_context
 from shared.settings import Settings
 
@@ -28,37 +33,91 @@ class UnknownEventType(ValueError):
     pass
 
 
+BATCH = 500
+
+
+async def raw_bodies(msg: Any) -> Any:
+    """Each record is validated by the handler, poison records one by one."""
+    return msg.body
+
+
+def _event(value: bytes, expected: tuple[str, ...], topic: str) -> CloudEvent[dict[str, Any]]:
+    event = CloudEvent[dict[str, Any]].model_validate(decode_json(value), context=VERIFIE)
+    if event.type not in expected:
+        raise UnknownEventType(f"type {event.type!r} is not handled on {topic}")
+    return event
+
+
+async def take_actions(records: tuple[Any, ...], deps: Deps) -> list[tuple[Any, Reason]]:
+    """Plans stored together, each cancellation after the plans before it; returns the
+    poison records."""
+    rejects: list[tuple[Any, Reason]] = []
+    plans: list[tuple[CloudEvent[Any], i.ActionPlanifiee, int]] = []
+    for record in records:
+        try:
+            event = _event(record.value, (i.ACTION_PLANIFIEE, i.ACTION_ANNULEE), topics.ACTIONS)
+            planned = (i.ActionPlanifiee.model_validate(event.data)
+                       if event.type == i.ACTION_PLANIFIEE else None)
+            if planned is None:
+                i.ActionAnnulee.model_validate(event.data)
+        except Exception as exc:  # not JSON, not the contract: poison, alone
+            rejects.append((record, error_reason(exc)))
+            continue
+        if planned is not None:
+            plans.append((event, planned, int(record.partition)))
+            continue
+        await plan_actions(plans, deps)
+        plans = []
+        bind_message_context(correlationid=event.correlationid, causationid=event.id)
+        await cancel_action(event, int(record.partition), deps)
+    await plan_actions(plans, deps)
+    return rejects
+
+
+async def take_coordonnees(records: tuple[Any, ...], deps: Deps) -> list[tuple[Any, Reason]]:
+    rejects: list[tuple[Any, Reason]] = []
+    pending: list[i.Coordonnees] = []
+    for record in records:
+        if record.value is None:  # tombstone: the person's data was purged upstream
+            if not record.key:
+                rejects.append((record, error_reason(
+                    ValueError("tombstone without a key on personnes.coordonnees"))))
+                continue
+            await keep_coordonnees_many(pending, deps)
+            pending = []
+            await forget_person(record.key.decode("utf-8"), deps)
+            continue
+        try:
+            event = _event(record.value, (i.COORDONNEES,), topics.COORDONNEES)
+            pending.append(i.Coordonnees.model_validate(event.data))
+        except Exception as exc:
+            rejects.append((record, error_reason(exc)))
+    await keep_coordonnees_many(pending, deps)
+    return rejects
+
+
 def router_for(s: Settings, get_deps: Callable[[], Deps], ownership: Ownership,
                registry: CollectorRegistry | None = None) -> KafkaRouter:
     r = dead_letter_router(dlq_topic=s.topic(topics.DLQ), producer=lambda: get_deps().raw,
                            service="notification", registry=registry,
                            retry_budget_seconds=s.transient_retry_max_seconds)
 
-    @r.subscriber(s.topic(topics.ACTIONS), listener=ownership,
-                  **subscriber_options(s, "notification"))
-    async def on_action(event: CloudEvent[dict[str, Any]], msg: KafkaMessage) -> None:
-        bind_message_context(correlationid=event.correlationid, causationid=event.id)
-        partition = int(msg.raw_message.partition)  # type: ignore[union-attr]  # not a batch
-        if event.type == i.ACTION_PLANIFIEE:
-            await plan_action(event, partition, get_deps())
-        elif event.type == i.ACTION_ANNULEE:
-            await cancel_action(event, partition, get_deps())
-        else:
-            raise UnknownEventType(f"type {event.type!r} is not handled on {topics.ACTIONS}")
+    @r.subscriber(s.topic(topics.ACTIONS), batch=True, max_records=BATCH, batch_timeout_ms=200,
+                  decoder=raw_bodies, listener=ownership, **subscriber_options(s, "notification"))
+    async def on_actions(msg: KafkaMessage) -> None:
+        records = msg.raw_message if isinstance(msg.raw_message, tuple) else (msg.raw_message,)
+        rejects = await take_actions(records, get_deps())
+        await dead_letter(get_deps().raw, rejects, s.topic(topics.DLQ), "notification",
+                          r.dead_letters)  # type: ignore[attr-defined]
         get_deps().wake()
 
-    @r.subscriber(s.topic(topics.COORDONNEES), **subscriber_options(s, "notification-coordonnees"))
+    @r.subscriber(s.topic(topics.COORDONNEES), batch=True, max_records=BATCH,
+                  batch_timeout_ms=200, decoder=raw_bodies,
+                  **subscriber_options(s, "notification-coordonnees"))
     async def on_coordonnees(msg: KafkaMessage) -> None:
-        record = msg.raw_message
-        value, key = record.value, record.key  # type: ignore[union-attr]  # not a batch
-        if value is None:  # tombstone: the person's data was purged upstream (retention)
-            if not key:
-                raise ValueError("tombstone without a key on personnes.coordonnees")
-            await forget_person(key.decode("utf-8"), get_deps())
-            return
-        event = CloudEvent[dict[str, Any]].model_validate_json(value)
-        if event.type != i.COORDONNEES:
-            raise UnknownEventType(f"type {event.type!r} is not handled on {topics.COORDONNEES}")
-        await keep_coordonnees(event, get_deps())
+        records = msg.raw_message if isinstance(msg.raw_message, tuple) else (msg.raw_message,)
+        rejects = await take_coordonnees(records, get_deps())
+        await dead_letter(get_deps().raw, rejects, s.topic(topics.DLQ), "notification",
+                          r.dead_letters)  # type: ignore[attr-defined]
 
     return r

@@ -106,20 +106,30 @@ def policy_from(s: Settings) -> rules.Policy:
 # --------------------------------------------------------------------------- inputs
 
 
-async def plan_action(event: CloudEvent[Any], partition: int, deps: Deps) -> None:
-    a = i.ActionPlanifiee.model_validate(event.data)
+async def plan_actions(batch: list[tuple[CloudEvent[Any], i.ActionPlanifiee, int]],
+                       deps: Deps) -> None:
+    """Store planned actions and their timers, a batch in two inserts. The first stored
+    version of an action wins (a redelivery changes nothing); its timer is (re)added while it
+    is still planned at its first due time (a stop between the two inserts)."""
+    if not batch:
+        return
     now = deps.clock.now()
-    timer = rules.timer_id(partition, a.due_le, a.action_id)
-    doc = {"_id": a.action_id, "action": a.model_dump(mode="json"), "pseudonyme": a.pseudonyme,
-           "partition": partition, "statut": PLANIFIEE, "minuterie": timer,
-           "minuterie_initiale": timer,
-           "cause": {"id": event.id, "correlationid": event.correlationid}, "recu_le": now,
-           "historique": [{"le": now, "quoi": "planifiee", "pour": a.due_le}]}
-    stored = await deps.store.insert_action(doc)
-    if stored["statut"] == PLANIFIEE and stored["minuterie"] == stored["minuterie_initiale"]:
-        await deps.store.add_timer({"_id": stored["minuterie"], "action_id": a.action_id,
-                                    "partition": stored["partition"]})
-    deps.metrics.planned.inc()
+    docs = []
+    for event, a, partition in batch:
+        timer = rules.timer_id(partition, a.due_le, a.action_id)
+        docs.append({"_id": a.action_id, "action": a.model_dump(mode="json"),
+                     "pseudonyme": a.pseudonyme, "partition": partition, "statut": PLANIFIEE,
+                     "minuterie": timer, "minuterie_initiale": timer,
+                     "cause": {"id": event.id, "correlationid": event.correlationid},
+                     "recu_le": now, "historique": [{"le": now, "quoi": "planifiee",
+                                                     "pour": a.due_le}]})
+    stored = await deps.store.insert_actions(docs)
+    timers = {d["minuterie"]: {"_id": d["minuterie"], "action_id": d["_id"],
+                               "partition": d["partition"]}
+              for d in stored
+              if d["statut"] == PLANIFIEE and d["minuterie"] == d["minuterie_initiale"]}
+    await deps.store.add_timers(list(timers.values()))
+    deps.metrics.planned.inc(len(batch))
 
 
 async def cancel_action(event: CloudEvent[Any], partition: int, deps: Deps) -> None:
@@ -147,9 +157,14 @@ async def cancel_action(event: CloudEvent[Any], partition: int, deps: Deps) -> N
     deps.metrics.cancelled.labels("oui").inc()
 
 
-async def keep_coordonnees(event: CloudEvent[Any], deps: Deps) -> None:
-    c = i.Coordonnees.model_validate(event.data)
-    await deps.store.save_coordonnees(c.pseudonyme, c.model_dump(mode="json"), c.maj_le)
+async def keep_coordonnees_many(batch: list[i.Coordonnees], deps: Deps) -> None:
+    """Keep each person's latest contact data by ``maj_le`` (a redelivered older record
+    changes nothing), a batch in one read and one write."""
+    latest: dict[str, tuple[dict[str, Any], datetime]] = {}
+    for c in batch:
+        if c.pseudonyme not in latest or latest[c.pseudonyme][1] < c.maj_le:
+            latest[c.pseudonyme] = (c.model_dump(mode="json"), c.maj_le)
+    await deps.store.save_coordonnees_many(latest)
 
 
 # --------------------------------------------------------------------------- firing
@@ -340,7 +355,9 @@ class Manifests:
         self._wake.set()
 
     def start(self, deps: Deps) -> None:
-        self.touch(letters.paris_day(deps.clock.now()).isoformat())
+        today = letters.paris_day(deps.clock.now())
+        for day in (today - timedelta(days=1), today):  # a stop just before midnight, too
+            self.touch(day.isoformat())
         self._task = asyncio.create_task(self._run(deps), name="manifests")
 
     async def _run(self, deps: Deps) -> None:

@@ -26,10 +26,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pymongo import ASCENDING, AsyncMongoClient
+from pymongo import ASCENDING, AsyncMongoClient, ReplaceOne
 from pymongo.errors import DuplicateKeyError
 
 from services.notification.rules import due_range
+from shared.mongo import insert_all
 
 
 class NotificationStore:
@@ -59,6 +60,19 @@ class NotificationStore:
             existing = await self.actions.find_one({"_id": doc["_id"]})
             return existing or doc
         return doc
+
+    async def insert_actions(self, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """:meth:`insert_action` for a batch, in one insert (and one read of the actions
+        already there): what is stored for each of ``docs``, in order."""
+        there = await insert_all(self.actions, docs)
+        if not there:
+            return docs
+        ids = list({docs[k]["_id"] for k in there})
+        existing = {d["_id"]: d async for d in self.actions.find({"_id": {"$in": ids}})}
+        return [existing.get(d["_id"], d) if k in there else d for k, d in enumerate(docs)]
+
+    async def add_timers(self, docs: list[dict[str, Any]]) -> None:
+        await insert_all(self.minuteries, docs)
 
     async def action(self, action_id: str) -> dict[str, Any] | None:
         return await self.actions.find_one({"_id": action_id})
@@ -111,15 +125,21 @@ class NotificationStore:
     async def coordonnees_of(self, pseudonyme: str) -> dict[str, Any] | None:
         return await self.coordonnees.find_one({"_id": pseudonyme})
 
-    async def save_coordonnees(self, pseudonyme: str, data: dict[str, Any],
-                               maj_le: datetime) -> bool:
-        """Keep the latest by ``maj_le`` (a redelivered older record changes nothing)."""
-        current = await self.coordonnees.find_one({"_id": pseudonyme})
-        if current is not None and current["maj_le"] >= maj_le:
-            return False
-        await self.coordonnees.replace_one({"_id": pseudonyme}, {"_id": pseudonyme, "data": data,
-                                                                   "maj_le": maj_le}, upsert=True)
-        return True
+    async def save_coordonnees_many(self, latest: dict[str, tuple[dict[str, Any], datetime]]
+                                    ) -> int:
+        """Keep each person's latest data by ``maj_le`` (a redelivered older record changes
+        nothing): pseudonym → the batch's latest data and its ``maj_le``; one read, one write.
+        Returns how many were newer than what was stored."""
+        if not latest:
+            return 0
+        stored = {d["_id"]: d["maj_le"] async for d in self.coordonnees.find(
+            {"_id": {"$in": list(latest)}}, {"maj_le": 1})}
+        ops = [ReplaceOne({"_id": p}, {"_id": p, "data": data, "maj_le": maj_le}, upsert=True)
+               for p, (data, maj_le) in latest.items()
+               if p not in stored or stored[p] < maj_le]
+        if ops:
+            await self.coordonnees.bulk_write(ops, ordered=False)
+        return len(ops)
 
     async def recent_contacts(self, pseudonyme: str) -> list[dict[str, Any]]:
         doc = await self.contacts.find_one({"_id": pseudonyme})

@@ -32,6 +32,7 @@ from tests.e2e.flows import (
     wait_planned,
     wait_results,
 )
+from tests.support import eventually
 
 
 def _years_before(d: date, years: int) -> date:
@@ -45,6 +46,15 @@ def _pdfs_of(system: System, action_id: str) -> list[Any]:
 def _manifest_entries(system: System, action_id: str) -> list[tuple[str, dict[str, Any]]]:
     return [(m["jour"], e) for m in system.manifests() for e in m["lettres"]
             if e["action_id"] == action_id]
+
+
+async def _listed(system: System, action_id: str) -> list[tuple[str, dict[str, Any]]]:
+    """The print batch entries of a letter, once notification rewrote its day's batch (at most
+    a second or so after the letter: the batch is rewritten once for the letters of a moment)."""
+    async def entries() -> list[tuple[str, dict[str, Any]]] | None:
+        return _manifest_entries(system, action_id) or None
+
+    return await eventually(entries, timeout=30)  # type: ignore[no-any-return]
 
 
 async def test_retirement_without_complementary_ends_as_the_m9_letter_in_the_print_batch(
@@ -68,7 +78,7 @@ async def test_retirement_without_complementary_ends_as_the_m9_letter_in_the_pri
     (pdf,) = _pdfs_of(platform, m9["action_id"])
     assert pdf.read_bytes().startswith(b"%PDF")
     assert (pdf.parent / f"{m9['action_id']}-falc.pdf").exists(), "the easy-read copy is enclosed"
-    entries = _manifest_entries(platform, m9["action_id"])
+    entries = await _listed(platform, m9["action_id"])
     assert [day for day, _ in entries] == [pdf.parent.name], "listed once, in its day's batch"
     assert entries[0][1]["modele"] == "seniors-m9-complementaire"
     # once: nothing more happens to it however long we wait
@@ -187,7 +197,7 @@ async def test_ase_at_17_ends_as_the_appointment_proposal(platform: System) -> N
     assert (got[rdv["action_id"]]["statut"], got[rdv["action_id"]]["canal"]) == \
         ("envoye", "courrier")
     assert len(_pdfs_of(platform, rdv["action_id"])) == 1
-    assert [e["modele"] for _, e in _manifest_entries(platform, rdv["action_id"])] == \
+    assert [e["modele"] for _, e in await _listed(platform, rdv["action_id"])] == \
         ["ase-rendez-vous-droits"]
 
 
