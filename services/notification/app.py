@@ -74,8 +74,10 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
         scheduler = Scheduler(
             ownership,
             due=lambda p: store.due_timers(p, deps.clock.now(), s.notification_scheduler_batch),
-            fire=lambda t: fire(t, deps), interval=s.notification_scheduler_interval_seconds)
-        deps.wake = scheduler.wake
+            fire=lambda t: fire(t, deps), interval=s.notification_scheduler_interval_seconds,
+            now=deps.clock.now, earliest=store.earliest_timer,
+            batch=s.notification_scheduler_batch)
+        deps.wake, deps.hint = scheduler.wake, scheduler.hint
         holder["deps"] = deps
         holder["audit"] = audit = AuditLog(client[s.database_name], deps.clock)
         app.state.deps = deps

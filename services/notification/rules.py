@@ -108,6 +108,11 @@ def due_range(partition: int, now: datetime) -> tuple[str, str]:
     return f"{partition:03d}|", f"{partition:03d}|{_stamp(now)}|~"
 
 
+def due_of(timer_id: str) -> datetime:
+    """The due time written in a timer's ``_id`` (:func:`timer_id`)."""
+    return datetime.strptime(timer_id.split("|")[1], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+
+
 def _stamp(when: datetime) -> str:
     return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 

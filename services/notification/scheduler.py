@@ -1,6 +1,15 @@
 """The timer scheduler: wakes up every ``notification_scheduler_interval_seconds`` and fires the
 due timers of the partitions of ``parcours.actions`` this instance owns.
 
+It asks the database only when something may be due: it remembers the earliest pending timer
+of its partitions (``next_due``), lowered by every timer this instance writes (``hint``: the
+timers of a partition are written by its owner, which plans and defers them), and asks again
+when that time comes, when its partitions change, after an error, and at least every
+``resync`` seconds (a timer written by a former owner during a rebalance). A query per
+partition and per second cost little on MongoDB (a range of the ``_id`` index) but a scan of
+every pending timer on FerretDB (no range pushdown): with a monthly batch's timers pending,
+the database did nothing else (docs/performance.md).
+
 Ownership follows the consumer group: the rebalance listener of the ``parcours.actions``
 subscriber records the assigned partitions. On revocation it waits for the tick in progress
 to end (a lock), so that once a partition is handed over, the former owner fires nothing more
@@ -12,7 +21,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any
 
 from aiokafka import ConsumerRebalanceListener
@@ -50,14 +61,26 @@ class Ownership(ConsumerRebalanceListener):  # type: ignore[misc]
 
 class Scheduler:
     def __init__(self, ownership: Ownership, due: Callable[[int], Awaitable[list[dict[str, Any]]]],
-                 fire: Callable[[dict[str, Any]], Awaitable[str]], interval: float) -> None:
+                 fire: Callable[[dict[str, Any]], Awaitable[str]], interval: float, *,
+                 now: Callable[[], datetime],
+                 earliest: Callable[[int], Awaitable[datetime | None]],
+                 batch: int, resync: float = 60.0) -> None:
         self.ownership = ownership
         self._due = due
         self._fire = fire
+        self._now = now
+        self._earliest = earliest
+        self.batch = batch
         self.interval = interval
+        self.resync = resync
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self.fired = 0
+        self.queries = 0  # ticks that asked the database (metrics, tests)
+        self.next_due: datetime | None = None  # None: unknown, ask
+        self._hinted: datetime | None = None
+        self._synced_at = 0.0
+        self._synced_for: frozenset[int] | None = None
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="notification-scheduler")
@@ -70,6 +93,19 @@ class Scheduler:
     def wake(self) -> None:
         self._wake.set()
 
+    def hint(self, due: datetime) -> None:
+        """A timer due at ``due`` was written by this instance."""
+        self._hinted = due if self._hinted is None else min(self._hinted, due)
+        if self.next_due is not None and due < self.next_due:
+            self.next_due = due
+        if self.next_due is not None and due <= self._now():
+            self._wake.set()
+
+    def _must_ask(self, partitions: frozenset[int]) -> bool:
+        return (self.next_due is None or partitions != self._synced_for
+                or self.next_due <= self._now()
+                or time.monotonic() - self._synced_at >= self.resync)
+
     async def _run(self) -> None:
         while True:
             try:
@@ -77,6 +113,7 @@ class Scheduler:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                self.next_due = None  # ask again next time
                 if is_transient(exc):
                     log.warning("minuteries : base ou broker indisponible, nouvel essai",
                                 error=repr(exc))
@@ -90,8 +127,16 @@ class Scheduler:
         """Fire what is due now, partition by partition; returns how many timers were handled."""
         handled = 0
         async with self.ownership.lock:
-            for partition in sorted(self.ownership.partitions):
-                for timer in await self._due(partition):
+            partitions = self.ownership.partitions
+            if not self._must_ask(partitions):
+                return 0
+            self.queries += 1
+            self._hinted = None
+            more = False
+            for partition in sorted(partitions):
+                timers = await self._due(partition)
+                more = more or len(timers) >= self.batch
+                for timer in timers:
                     try:
                         await self._fire(timer)
                     except Exception as exc:
@@ -101,5 +146,16 @@ class Scheduler:
                         # next tick, and the error is visible in logs and metrics.
                         log.exception("minuterie en erreur", timer=timer["_id"])
                     handled += 1
+            if more:
+                earliest: datetime | None = self._now()
+            else:
+                firsts = [d for p in sorted(partitions) if (d := await self._earliest(p))]
+                earliest = min(firsts, default=None)
+            if self._hinted is not None and (earliest is None or self._hinted < earliest):
+                earliest = self._hinted
+            # None with nothing pending: ask again at the next resync or hint
+            self.next_due = earliest if earliest is not None else datetime.max.replace(
+                tzinfo=self._now().tzinfo)
+            self._synced_at, self._synced_for = time.monotonic(), partitions
         self.fired += handled
         return handled

@@ -88,6 +88,7 @@ class Deps:
     letters_dir: Path
     raw: RawProducer
     wake: Callable[[], None] = lambda: None
+    hint: Callable[[datetime], None] = lambda due: None  # a timer due then was written
     fault: Any = None  # tests: a callable(step, action_id) that may raise to simulate a crash
     manifests: Manifests = field(default_factory=lambda: Manifests())
 
@@ -129,6 +130,8 @@ async def plan_actions(batch: list[tuple[CloudEvent[Any], i.ActionPlanifiee, int
               for d in stored
               if d["statut"] == PLANIFIEE and d["minuterie"] == d["minuterie_initiale"]}
     await deps.store.add_timers(list(timers.values()))
+    for timer in timers:
+        deps.hint(rules.due_of(timer))
     deps.metrics.planned.inc(len(batch))
 
 
@@ -221,6 +224,7 @@ async def _coordonnees(pseudonyme: str, deps: Deps) -> i.Coordonnees | None:
 async def _move(doc: dict[str, Any], until: datetime, why: str, deps: Deps, now: datetime) -> None:
     new = rules.timer_id(doc["partition"], until, doc["_id"])
     await deps.store.add_timer({"_id": new, "action_id": doc["_id"], "partition": doc["partition"]})
+    deps.hint(until)
     await deps.store.update_action(doc["_id"], {"minuterie": new},
                                    {"le": now, "quoi": "reportee", "pourquoi": why, "a": until})
     await deps.store.delete_timer(doc["minuterie"])

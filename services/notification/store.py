@@ -29,7 +29,7 @@ from typing import Any
 from pymongo import ASCENDING, AsyncMongoClient, ReplaceOne
 from pymongo.errors import DuplicateKeyError
 
-from services.notification.rules import due_range
+from services.notification.rules import due_of, due_range
 from shared.mongo import insert_all
 
 
@@ -92,6 +92,13 @@ class NotificationStore:
 
     async def delete_timer(self, timer_id: str) -> None:
         await self.minuteries.delete_one({"_id": timer_id})
+
+    async def earliest_timer(self, partition: int) -> datetime | None:
+        """When the first pending timer of ``partition`` is due (None: none pending)."""
+        low = f"{partition:03d}|"
+        doc = await self.minuteries.find_one({"_id": {"$gte": low, "$lt": f"{partition:03d}|~"}},
+                                             {"_id": 1}, sort=[("_id", ASCENDING)])
+        return None if doc is None else due_of(doc["_id"])
 
     async def due_timers(self, partition: int, now: datetime, limit: int) -> list[dict[str, Any]]:
         low, high = due_range(partition, now)

@@ -1,0 +1,115 @@
+"""The scheduler asks the database only when something may be due (pure: timers in memory)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from aiokafka.structs import TopicPartition
+
+from services.notification import rules
+from services.notification.scheduler import Ownership, Scheduler
+from shared.clock import ManualClock
+
+NOW = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
+
+
+class Timers:
+    """Pending timers by ``_id``, and how often each partition was asked."""
+
+    def __init__(self) -> None:
+        self.ids: set[str] = set()
+        self.asked: list[int] = []
+        self.fired: list[str] = []
+
+    def add(self, partition: int, due: datetime, action: str) -> None:
+        self.ids.add(rules.timer_id(partition, due, action))
+
+    async def due(self, partition: int, now: datetime) -> list[dict[str, Any]]:
+        self.asked.append(partition)
+        low, high = rules.due_range(partition, now)
+        return [{"_id": t} for t in sorted(self.ids) if low <= t < high]
+
+    async def earliest(self, partition: int) -> datetime | None:
+        mine = sorted(t for t in self.ids if t.startswith(f"{partition:03d}|"))
+        return rules.due_of(mine[0]) if mine else None
+
+    async def fire(self, timer: dict[str, Any]) -> str:
+        self.ids.discard(timer["_id"])
+        self.fired.append(timer["_id"].split("|")[2])
+        return "fait"
+
+
+async def _scheduler(timers: Timers, clock: ManualClock, partitions: list[int]) -> Scheduler:
+    ownership = Ownership("t.parcours.actions")
+    await ownership.on_partitions_assigned([TopicPartition("t.parcours.actions", p)
+                                            for p in partitions])
+    return Scheduler(ownership, due=lambda p: timers.due(p, clock.now()), fire=timers.fire,
+                     interval=0.1, now=clock.now, earliest=timers.earliest, batch=100)
+
+
+async def test_idle_ticks_do_not_ask_the_database_until_the_earliest_timer_is_due() -> None:
+    clock, timers = ManualClock(NOW), Timers()
+    timers.add(0, NOW + timedelta(days=30), "a")
+    timers.add(1, NOW + timedelta(days=2), "b")
+    s = await _scheduler(timers, clock, [0, 1])
+    await s.tick()
+    assert timers.asked == [0, 1] and s.next_due == NOW + timedelta(days=2)
+    for _ in range(20):  # a second of idle ticks
+        await s.tick()
+    assert timers.asked == [0, 1], "no query while nothing is due"
+    clock.set(NOW + timedelta(days=2, seconds=1))
+    assert await s.tick() == 1 and timers.fired == ["b"]
+    assert s.next_due == NOW + timedelta(days=30)
+
+
+async def test_a_timer_written_by_this_instance_lowers_the_next_due_time() -> None:
+    clock, timers = ManualClock(NOW), Timers()
+    timers.add(0, NOW + timedelta(days=30), "a")
+    s = await _scheduler(timers, clock, [0])
+    await s.tick()
+    timers.add(0, NOW + timedelta(hours=1), "c")
+    s.hint(NOW + timedelta(hours=1))
+    await s.tick()
+    assert timers.fired == [] and len(timers.asked) == 1
+    clock.set(NOW + timedelta(hours=1))
+    await s.tick()
+    assert timers.fired == ["c"]
+
+
+async def test_new_partitions_and_the_resync_period_make_it_ask_again() -> None:
+    clock, timers = ManualClock(NOW), Timers()
+    s = await _scheduler(timers, clock, [0])
+    await s.tick()
+    assert timers.asked == [0]
+    # a timer written by a former owner of partition 1, then partition 1 assigned here
+    timers.add(1, NOW - timedelta(minutes=1), "d")
+    await s.ownership.on_partitions_assigned([TopicPartition("t.parcours.actions", p)
+                                              for p in (0, 1)])
+    await s.tick()
+    assert timers.fired == ["d"]
+    # a timer this instance was not told about: found at the next resync
+    timers.add(0, NOW - timedelta(minutes=1), "e")
+    await s.tick()
+    assert timers.fired == ["d"]
+    s.resync = 0.0
+    await s.tick()
+    assert timers.fired == ["d", "e"]
+
+
+async def test_a_full_batch_makes_it_ask_again_at_once() -> None:
+    clock, timers = ManualClock(NOW), Timers()
+    for k in range(3):
+        timers.add(0, NOW - timedelta(minutes=1), f"x{k}")
+    s = await _scheduler(timers, clock, [0])
+    s.batch = 3  # the query returned as many as it may: more may be due
+    timers.ids.add(rules.timer_id(0, NOW - timedelta(seconds=1), "x3"))
+
+    async def limited(partition: int) -> list[dict[str, Any]]:
+        return (await timers.due(partition, clock.now()))[:3]
+
+    s._due = limited
+    await s.tick()
+    assert len(timers.fired) == 3 and s.next_due == NOW
+    await s.tick()
+    assert len(timers.fired) == 4
