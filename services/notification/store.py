@@ -23,6 +23,7 @@ Collections (FerretDB subset: reads and writes by ``_id`` on the hot paths):
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from typing import Any
 
@@ -62,13 +63,15 @@ class NotificationStore:
         return doc
 
     async def insert_actions(self, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """:meth:`insert_action` for a batch, in one insert (and one read of the actions
-        already there): what is stored for each of ``docs``, in order."""
+        """:meth:`insert_action` for a batch, in one insert: what is stored for each of
+        ``docs``, in order. The actions already there (a redelivery) are read by ``_id``, one
+        by one: an ``$in`` is a scan of the collection on FerretDB (docs/adr/0007)."""
         there = await insert_all(self.actions, docs)
         if not there:
             return docs
-        ids = list({docs[k]["_id"] for k in there})
-        existing = {d["_id"]: d async for d in self.actions.find({"_id": {"$in": ids}})}
+        ids = sorted({docs[k]["_id"] for k in there})
+        found = await asyncio.gather(*(self.actions.find_one({"_id": i}) for i in ids))
+        existing = {i: d for i, d in zip(ids, found, strict=True) if d is not None}
         return [existing.get(d["_id"], d) if k in there else d for k, d in enumerate(docs)]
 
     async def add_timers(self, docs: list[dict[str, Any]]) -> None:
@@ -135,18 +138,18 @@ class NotificationStore:
     async def save_coordonnees_many(self, latest: dict[str, tuple[dict[str, Any], datetime]]
                                     ) -> int:
         """Keep each person's latest data by ``maj_le`` (a redelivered older record changes
-        nothing): pseudonym → the batch's latest data and its ``maj_le``; one read, one write.
-        Returns how many were newer than what was stored."""
-        if not latest:
-            return 0
-        stored = {d["_id"]: d["maj_le"] async for d in self.coordonnees.find(
-            {"_id": {"$in": list(latest)}}, {"maj_le": 1})}
-        ops = [ReplaceOne({"_id": p}, {"_id": p, "data": data, "maj_le": maj_le}, upsert=True)
-               for p, (data, maj_le) in latest.items()
-               if p not in stored or stored[p] < maj_le]
-        if ops:
-            await self.coordonnees.bulk_write(ops, ordered=False)
-        return len(ops)
+        nothing): pseudonym → the batch's latest data and its ``maj_le``. One insert for the
+        persons new here (most of a monthly batch), one conditional replace each for the others
+        (no read: an ``$in`` is a scan of the collection on FerretDB, docs/adr/0007). Returns
+        how many were written."""
+        docs = [{"_id": p, "data": data, "maj_le": maj_le} for p, (data, maj_le) in latest.items()]
+        there = await insert_all(self.coordonnees, docs)
+        if not there:
+            return len(docs)
+        result = await self.coordonnees.bulk_write(
+            [ReplaceOne({"_id": docs[k]["_id"], "maj_le": {"$lt": docs[k]["maj_le"]}}, docs[k])
+             for k in sorted(there)], ordered=False)
+        return len(docs) - len(there) + result.modified_count
 
     async def recent_contacts(self, pseudonyme: str) -> list[dict[str, Any]]:
         doc = await self.contacts.find_one({"_id": pseudonyme})

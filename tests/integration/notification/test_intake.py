@@ -85,5 +85,20 @@ async def test_contact_data_before_a_tombstone_is_forgotten_and_the_latest_is_ke
 
         doc = await eventually(stored, timeout=60)
         assert await db["coordonnees"].find_one({"_id": gone}) is None
+        # later batches, for a person already stored: an older record changes nothing, a newer
+        # one replaces it (a poison record behind them, on their partition, says they were read)
+        await produce(settings.kafka_bootstrap_servers, settings.topic(t.COORDONNEES), [
+            coordonnees_event(older), (kept.encode(), b"{second", CE)])
+        await read_all(settings.kafka_bootstrap_servers, settings.topic(t.DLQ), expect=2,
+                       timeout=60)
+        after_older = await db["coordonnees"].find_one({"_id": kept})
+        newest = coordonnees(kept, NOW + timedelta(days=1), telephone="07 00 00 00 03")
+        await produce(settings.kafka_bootstrap_servers, settings.topic(t.COORDONNEES), [
+            coordonnees_event(newest), (kept.encode(), b"{third", CE)])
+        await read_all(settings.kafka_bootstrap_servers, settings.topic(t.DLQ), expect=3,
+                       timeout=60)
+        after_newest = await db["coordonnees"].find_one({"_id": kept})
     assert doc["data"]["telephone"] == "07 00 00 00 01"
     assert [d.value for d in dead] == [b"{not json"]
+    assert after_older["data"]["telephone"] == "07 00 00 00 01"
+    assert after_newest["data"]["telephone"] == "07 00 00 00 03"
