@@ -181,21 +181,43 @@ def router_for(s: Settings, get_deps: Callable[[], Deps],
         retry_budget_seconds=s.transient_retry_max_seconds,
     )
 
-    def subscribe(topic: str, description: str) -> None:
-        @r.subscriber(s.topic(topic), batch=True, max_records=BATCH, batch_timeout_ms=200,
-                      decoder=raw_bodies, title=GROUPS[topic], description=description,
-                      **subscriber_options(s, GROUPS[topic]))
-        async def on_batch(msg: KafkaMessage) -> None:
-            records = msg.raw_message if isinstance(msg.raw_message, tuple) else (msg.raw_message,)
-            rejects = await take(topic, records, get_deps())
-            await dead_letter(get_deps().raw, rejects, s.topic(topics.DLQ), "reporting",
-                              r.dead_letters)  # type: ignore[attr-defined]
+    async def take_batch(topic: str, msg: KafkaMessage) -> None:
+        records = msg.raw_message if isinstance(msg.raw_message, tuple) else (msg.raw_message,)
+        rejects = await take(topic, records, get_deps())
+        await dead_letter(get_deps().raw, rejects, s.topic(topics.DLQ), "reporting",
+                          r.dead_letters)  # type: ignore[attr-defined]
 
-    subscribe(topics.REJETS, "Rejected inputs, read for their headers only (the value is the "
-              "refused input: personal data).")
-    subscribe(topics.DEMANDES, "Demands (parcours.demande.v1): one fact each.")
-    subscribe(topics.DECISIONS, "Decisions on cases (parcours.decision.v1): one fact each.")
-    subscribe(topics.ACTIONS, "Actions planned and cancelled (parcours.action-planifiee.v1, "
-              "parcours.action-annulee.v1): the fields of one fact per action.")
-    subscribe(topics.RESULTATS, "Outcomes of actions (parcours.resultat.v1): one fact each.")
+    batch: dict[str, Any] = {"batch": True, "max_records": BATCH, "batch_timeout_ms": 200,
+                             "decoder": raw_bodies}
+
+    @r.subscriber(s.topic(topics.REJETS), **batch, description="Rejected inputs, read for "
+                  "their headers only (the value is the refused input: personal data).",
+                  **subscriber_options(s, GROUPS[topics.REJETS]))
+    async def on_rejects(msg: KafkaMessage) -> None:
+        await take_batch(topics.REJETS, msg)
+
+    @r.subscriber(s.topic(topics.DEMANDES), **batch,
+                  description="Demands (parcours.demande.v1): one fact each.",
+                  **subscriber_options(s, GROUPS[topics.DEMANDES]))
+    async def on_demandes(msg: KafkaMessage) -> None:
+        await take_batch(topics.DEMANDES, msg)
+
+    @r.subscriber(s.topic(topics.DECISIONS), **batch,
+                  description="Decisions on cases (parcours.decision.v1): one fact each.",
+                  **subscriber_options(s, GROUPS[topics.DECISIONS]))
+    async def on_decisions(msg: KafkaMessage) -> None:
+        await take_batch(topics.DECISIONS, msg)
+
+    @r.subscriber(s.topic(topics.ACTIONS), **batch, description="Actions planned and cancelled "
+                  "(parcours.action-planifiee.v1, parcours.action-annulee.v1): the fields of "
+                  "one fact per action.", **subscriber_options(s, GROUPS[topics.ACTIONS]))
+    async def on_actions(msg: KafkaMessage) -> None:
+        await take_batch(topics.ACTIONS, msg)
+
+    @r.subscriber(s.topic(topics.RESULTATS), **batch,
+                  description="Outcomes of actions (parcours.resultat.v1): one fact each.",
+                  **subscriber_options(s, GROUPS[topics.RESULTATS]))
+    async def on_resultats(msg: KafkaMessage) -> None:
+        await take_batch(topics.RESULTATS, msg)
+
     return r
