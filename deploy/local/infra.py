@@ -24,6 +24,7 @@ import hashlib
 import json
 import os
 import pwd
+import random
 import shutil
 import signal
 import socket
@@ -61,9 +62,29 @@ def say(*parts: object) -> None:
 
 
 def free_port() -> int:
+    """A port free on 127.0.0.1 now, taken below the kernel's ephemeral range when there is room:
+    a port the kernel hands out (bind to 0) is also what it gives the next outgoing connection,
+    so between this choice and the server's bind a client (a Kafka or database connection of
+    another test) could take it ("address already in use")."""
+    low = _ephemeral_low()
+    for _ in range(50):
+        port = random.randint(10_000, low - 1) if low > 11_000 else 0
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return int(s.getsockname()[1])
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0
 
 
 def port_open(port: int, host: str = "127.0.0.1") -> bool:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import threading
 import time
 import uuid
@@ -17,6 +16,7 @@ from typing import Any, TypeVar
 
 import uvicorn
 
+from deploy.local.infra import free_port
 from shared.settings import Settings
 from shared.topics import ensure_topics
 
@@ -29,12 +29,6 @@ def examples(default: int) -> int:
     """Examples per operation: bounded in ``make test``, ``PARCOURS_HOSTILE_EXAMPLES`` in
     ``make hostile``."""
     return EXAMPLES or default
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Served:

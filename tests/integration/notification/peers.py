@@ -4,7 +4,6 @@ standing in for the SMS provider (stdlib, in a thread), both on free 127.0.0.1 p
 from __future__ import annotations
 
 import json
-import socket
 import threading
 from email import message_from_bytes, policy
 from email.message import Message
@@ -13,11 +12,7 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from deploy.local.infra import free_port
 
 
 class _Inbox:
