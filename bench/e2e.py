@@ -82,7 +82,6 @@ class ProcStats:
 class Result:
     n: int
     instances: int
-    whole: bool = False
     whole_s: float = 0.0  # --whole: until every group of the four services has caught up
     publish_s: float = 0.0
     e2e_s: float = 0.0
@@ -411,7 +410,7 @@ async def run(n: int, instances: int = 1, baseline: bool = True, profile: int = 
     servers = bootstrap()
     prefix = f"bench{uuid.uuid4().hex[:6]}."
     state = Path(tempfile.mkdtemp(prefix="parcours-bench-"))
-    result = Result(n=n, instances=instances, whole=whole)
+    result = Result(n=n, instances=instances)
     await ensure_topics(servers, prefix)
     admin = AIOKafkaAdminClient(bootstrap_servers=servers)
     await admin.start()

@@ -221,7 +221,6 @@ def router(get_deps: Callable[[], Deps], get_audit: Callable[[], AuditLog]) -> A
         deps = get_deps()
         await get_audit().by(who, "lire-lot-impression", "lot-impression", jour, motif)
         path = await rebuild_batch(jour, deps)
-        assert path is not None
         return json.loads(path.read_text(encoding="utf-8"))  # type: ignore[no-any-return]
 
     return r

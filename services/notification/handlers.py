@@ -24,7 +24,14 @@ from services.notification.service import Deps, cancel_action, keep_coordonnees_
 from shared import topics
 from shared.cloudevents import VERIFIE, CloudEvent, decode_json
 from shared.contracts import internes as i
-from shared.kafka import Reason, dead_letter, dead_letter_router, error_reason, subscriber_options
+from shared.kafka import (
+    Reason,
+    dead_letter,
+    dead_letter_router,
+    error_reason,
+    raw_bodies,
+    subscriber_options,
+)
 from shared.logging import bind_message_context
 from shared.settings import Settings
 
@@ -34,11 +41,6 @@ class UnknownEventType(ValueError):
 
 
 BATCH = 500
-
-
-async def raw_bodies(msg: Any) -> Any:
-    """Each record is validated by the handler, poison records one by one."""
-    return msg.body
 
 
 def _event(value: bytes, expected: tuple[str, ...], topic: str) -> CloudEvent[dict[str, Any]]:
@@ -56,20 +58,18 @@ async def take_actions(records: tuple[Any, ...], deps: Deps) -> list[tuple[Any, 
     for record in records:
         try:
             event = _event(record.value, (i.ACTION_PLANIFIEE, i.ACTION_ANNULEE), topics.ACTIONS)
-            planned = (i.ActionPlanifiee.model_validate(event.data)
-                       if event.type == i.ACTION_PLANIFIEE else None)
-            if planned is None:
-                i.ActionAnnulee.model_validate(event.data)
+            data = (i.ActionPlanifiee if event.type == i.ACTION_PLANIFIEE
+                    else i.ActionAnnulee).model_validate(event.data)
         except Exception as exc:  # not JSON, not the contract: poison, alone
             rejects.append((record, error_reason(exc)))
             continue
-        if planned is not None:
-            plans.append((event, planned, int(record.partition)))
+        if isinstance(data, i.ActionPlanifiee):
+            plans.append((event, data, int(record.partition)))
             continue
         await plan_actions(plans, deps)
         plans = []
         bind_message_context(correlationid=event.correlationid, causationid=event.id)
-        await cancel_action(event, int(record.partition), deps)
+        await cancel_action(data, int(record.partition), deps)
     await plan_actions(plans, deps)
     return rejects
 

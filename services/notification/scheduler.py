@@ -76,7 +76,6 @@ class Scheduler:
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self.fired = 0
-        self.queries = 0  # ticks that asked the database (metrics, tests)
         self.next_due: datetime | None = None  # None: unknown, ask
         self._hinted: datetime | None = None
         self._synced_at = 0.0
@@ -130,7 +129,6 @@ class Scheduler:
             partitions = self.ownership.partitions
             if not self._must_ask(partitions):
                 return 0
-            self.queries += 1
             self._hinted = None
             more = False
             for partition in sorted(partitions):

@@ -130,13 +130,12 @@ async def plan_actions(batch: list[tuple[CloudEvent[Any], i.ActionPlanifiee, int
               for d in stored
               if d["statut"] == PLANIFIEE and d["minuterie"] == d["minuterie_initiale"]}
     await deps.store.add_timers(list(timers.values()))
-    for timer in timers:
-        deps.hint(rules.due_of(timer))
+    if timers:
+        deps.hint(min(rules.due_of(t) for t in timers))
     deps.metrics.planned.inc(len(batch))
 
 
-async def cancel_action(event: CloudEvent[Any], partition: int, deps: Deps) -> None:
-    c = i.ActionAnnulee.model_validate(event.data)
+async def cancel_action(c: i.ActionAnnulee, partition: int, deps: Deps) -> None:
     now = deps.clock.now()
     doc = await deps.store.action(c.action_id)
     if doc is None:
@@ -162,7 +161,7 @@ async def cancel_action(event: CloudEvent[Any], partition: int, deps: Deps) -> N
 
 async def keep_coordonnees_many(batch: list[i.Coordonnees], deps: Deps) -> None:
     """Keep each person's latest contact data by ``maj_le`` (a redelivered older record
-    changes nothing), a batch in one read and one write."""
+    changes nothing): the batch's latest per person, written together."""
     latest: dict[str, tuple[dict[str, Any], datetime]] = {}
     for c in batch:
         if c.pseudonyme not in latest or latest[c.pseudonyme][1] < c.maj_le:
@@ -331,12 +330,8 @@ def _lines(block: str) -> list[str]:
     return [line for line in block.replace("\\n", "\n").splitlines() if line.strip()]
 
 
-async def rebuild_batch(day: str, deps: Deps, *, if_any: bool = False) -> Path | None:
-    """Rewrite the print batch of ``day`` from the database; with ``if_any``, not for a day
-    without letters (no empty folder for each day the service starts)."""
+async def rebuild_batch(day: str, deps: Deps) -> Path:
     docs = await deps.store.letters_of_day(day)
-    if if_any and not docs:
-        return None
     return await asyncio.to_thread(letters.write_manifest, deps.letters_dir, day, docs)
 
 
@@ -345,8 +340,8 @@ class Manifests:
     at most once every ``interval`` seconds, after the letters of that interval. Rewriting a
     day's manifest after each letter read the whole day each time: quadratic in the letters of
     a day (a monthly batch gives a day hundreds of thousands). A manifest is never appended to,
-    so it lists every letter once; on start, today's is rewritten (a stop between a letter and
-    its manifest); the API rewrites a day's on request."""
+    so it lists every letter once; on start, today's and yesterday's are rewritten (a stop
+    between a letter and its manifest); the API rewrites a day's on request (docs/adr/0013)."""
 
     def __init__(self, interval: float = 1.0) -> None:
         self.interval = interval
@@ -375,7 +370,9 @@ class Manifests:
         days, self.dirty = self.dirty, set()
         for day in sorted(days):
             try:
-                await rebuild_batch(day, deps, if_any=True)
+                docs = await deps.store.letters_of_day(day)
+                if docs:  # no empty folder for each day the service starts
+                    await asyncio.to_thread(letters.write_manifest, deps.letters_dir, day, docs)
             except Exception as exc:  # the database is away: the next tick tries again
                 self.touch(day)
                 log.warning("lot d'impression non réécrit", jour=day, error=type(exc).__name__)

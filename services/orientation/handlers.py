@@ -33,7 +33,14 @@ from services.orientation.service import Deps, Entree, TypeInattendu, traiter_lo
 from shared import topics
 from shared.cloudevents import VERIFIE, CloudEvent, decode_json
 from shared.contracts import internes as i
-from shared.kafka import Reason, dead_letter, dead_letter_router, error_reason, subscriber_options
+from shared.kafka import (
+    Reason,
+    dead_letter,
+    dead_letter_router,
+    error_reason,
+    raw_bodies,
+    subscriber_options,
+)
 from shared.logging import get_logger
 from shared.settings import Settings
 
@@ -41,11 +48,6 @@ GROUP = "orientation"
 CONTRACTS: dict[str, type[CloudEvent[Any]]] = {
     i.DEMANDE: CloudEvent[i.Demande], i.RESULTAT: CloudEvent[i.Resultat]}
 log = get_logger("orientation")
-
-
-async def raw_bodies(msg: Any) -> Any:
-    """Each record is decoded by the handler, so that one bad record is rejected alone."""
-    return msg.body
 
 
 def decode(record: Any, deps: Deps) -> Entree:

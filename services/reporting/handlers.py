@@ -21,7 +21,14 @@ from shared import topics
 from shared.clock import Clock
 from shared.cloudevents import VERIFIE, CloudEvent, decode_json
 from shared.contracts import internes as i
-from shared.kafka import Reason, dead_letter, dead_letter_router, error_reason, subscriber_options
+from shared.kafka import (
+    Reason,
+    dead_letter,
+    dead_letter_router,
+    error_reason,
+    raw_bodies,
+    subscriber_options,
+)
 from shared.logging import get_logger
 from shared.settings import Settings
 
@@ -161,11 +168,6 @@ async def take(topic: str, records: tuple[Any, ...], deps: Deps) -> list[tuple[A
     if taken:
         deps.changed()
     return lot.rejects
-
-
-async def raw_bodies(msg: Any) -> Any:
-    """Each record is validated by its projection, poison records one by one."""
-    return msg.body
 
 
 def router_for(s: Settings, get_deps: Callable[[], Deps],

@@ -21,7 +21,14 @@ from services.signalement.service import Deps, follow_decision, follow_result, t
 from shared import topics
 from shared.cloudevents import VERIFIE, CloudEvent, decode_json
 from shared.contracts import internes as i
-from shared.kafka import Reason, dead_letter, dead_letter_router, error_reason, subscriber_options
+from shared.kafka import (
+    Reason,
+    dead_letter,
+    dead_letter_router,
+    error_reason,
+    raw_bodies,
+    subscriber_options,
+)
 from shared.logging import bind_message_context, get_logger
 from shared.settings import Settings
 
@@ -29,11 +36,6 @@ log = get_logger("signalement")
 STATUS_BATCH = 500
 FEED: dict[str, Any] = {i.DECISION: (CloudEvent[i.Decision], follow_decision),
                         i.RESULTAT: (CloudEvent[i.Resultat], follow_result)}
-
-
-async def raw_bodies(msg: Any) -> Any:
-    """Intake validates each record itself: no JSON decoding before the handler."""
-    return msg.body
 
 
 async def follow_statuses(records: tuple[Any, ...], store: Any) -> list[tuple[Any, Reason]]:
