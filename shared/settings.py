@@ -106,7 +106,8 @@ class Settings(BaseSettings):
         1.0, description="notification: how often the timer scheduler wakes up to fire due actions."
     )
     notification_scheduler_batch: int = Field(
-        100, description="notification: largest number of due timers fired per partition and tick."
+        500, description="notification: largest number of due timers fired per tick (all the "
+        "partitions of the instance together, the oldest first)."
     )
     notification_contact_window_start: time = Field(
         time(9, 0), description="notification: first minute (Paris) at which SMS and calls are allowed."

@@ -73,7 +73,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
                     raw=raw, fault=fault)
         scheduler = Scheduler(
             ownership,
-            due=lambda p: store.due_timers(p, deps.clock.now(), s.notification_scheduler_batch),
+            due=lambda parts: store.due_timers(parts, deps.clock.now(),
+                                               s.notification_scheduler_batch),
             fire=lambda t: fire(t, deps), interval=s.notification_scheduler_interval_seconds,
             now=deps.clock.now, earliest=store.earliest_timer,
             batch=s.notification_scheduler_batch)

@@ -99,13 +99,9 @@ class Context:
 
 
 def timer_id(partition: int, due: datetime, action_id: str) -> str:
-    """``_id`` of a pending timer, ordered by partition then due time (range scans by ``_id``)."""
+    """``_id`` of a pending timer: one per action and due time, the due time readable
+    (:func:`due_of`)."""
     return f"{partition:03d}|{_stamp(due)}|{action_id}"
-
-
-def due_range(partition: int, now: datetime) -> tuple[str, str]:
-    """``[low, high)`` bounds of the timer ``_id``s of ``partition`` due at ``now`` or before."""
-    return f"{partition:03d}|", f"{partition:03d}|{_stamp(now)}|~"
 
 
 def due_of(timer_id: str) -> datetime:

@@ -5,10 +5,11 @@ It asks the database only when something may be due: it remembers the earliest p
 of its partitions (``next_due``), lowered by every timer this instance writes (``hint``: the
 timers of a partition are written by its owner, which plans and defers them), and asks again
 when that time comes, when its partitions change, after an error, and at least every
-``resync`` seconds (a timer written by a former owner during a rebalance). A query per
-partition and per second cost little on MongoDB (a range of the ``_id`` index) but a scan of
-every pending timer on FerretDB (no range pushdown): with a monthly batch's timers pending,
-the database did nothing else (docs/performance.md).
+``resync`` seconds (a timer written by a former owner during a rebalance). When it asks, it
+asks once for all its partitions, the oldest due first. A query per partition and per second
+cost little on MongoDB (a range of an index) but a scan of every pending timer on FerretDB (no
+range pushdown): with a monthly batch's timers pending, the database did nothing else
+(docs/performance.md).
 
 Ownership follows the consumer group: the rebalance listener of the ``parcours.actions``
 subscriber records the assigned partitions. On revocation it waits for the tick in progress
@@ -60,10 +61,11 @@ class Ownership(ConsumerRebalanceListener):  # type: ignore[misc]
 
 
 class Scheduler:
-    def __init__(self, ownership: Ownership, due: Callable[[int], Awaitable[list[dict[str, Any]]]],
+    def __init__(self, ownership: Ownership,
+                 due: Callable[[frozenset[int]], Awaitable[list[dict[str, Any]]]],
                  fire: Callable[[dict[str, Any]], Awaitable[str]], interval: float, *,
                  now: Callable[[], datetime],
-                 earliest: Callable[[int], Awaitable[datetime | None]],
+                 earliest: Callable[[frozenset[int]], Awaitable[datetime | None]],
                  batch: int, resync: float = 60.0) -> None:
         self.ownership = ownership
         self._due = due
@@ -123,32 +125,32 @@ class Scheduler:
             self._wake.clear()
 
     async def tick(self) -> int:
-        """Fire what is due now, partition by partition; returns how many timers were handled."""
+        """Fire what is due now in the partitions owned, the oldest first; returns how many
+        timers were handled. One query for all the partitions (a scan of every pending timer on
+        FerretDB, whatever the filter), and one more for the next due time when the batch was
+        not full."""
         handled = 0
         async with self.ownership.lock:
             partitions = self.ownership.partitions
             if not self._must_ask(partitions):
                 return 0
             self._hinted = None
-            more = False
-            for partition in sorted(partitions):
-                timers = await self._due(partition)
-                more = more or len(timers) >= self.batch
-                for timer in timers:
-                    try:
-                        await self._fire(timer)
-                    except Exception as exc:
-                        if is_transient(exc):
-                            raise
-                        # One broken action must not block the others: it stays due, retried
-                        # next tick, and the error is visible in logs and metrics.
-                        log.exception("minuterie en erreur", timer=timer["_id"])
-                    handled += 1
-            if more:
-                earliest: datetime | None = self._now()
+            timers = await self._due(partitions) if partitions else []
+            for timer in timers:
+                try:
+                    await self._fire(timer)
+                except Exception as exc:
+                    if is_transient(exc):
+                        raise
+                    # One broken action must not block the others: it stays due, retried
+                    # next tick, and the error is visible in logs and metrics.
+                    log.exception("minuterie en erreur", timer=timer["_id"])
+                handled += 1
+            earliest: datetime | None
+            if len(timers) >= self.batch:  # more may be due
+                earliest = self._now()
             else:
-                firsts = [d for p in sorted(partitions) if (d := await self._earliest(p))]
-                earliest = min(firsts, default=None)
+                earliest = await self._earliest(partitions) if partitions else None
             if self._hinted is not None and (earliest is None or self._hinted < earliest):
                 earliest = self._hinted
             # None with nothing pending: ask again at the next resync or hint

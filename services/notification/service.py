@@ -126,7 +126,7 @@ async def plan_actions(batch: list[tuple[CloudEvent[Any], i.ActionPlanifiee, int
                                                      "pour": a.due_le}]})
     stored = await deps.store.insert_actions(docs)
     timers = {d["minuterie"]: {"_id": d["minuterie"], "action_id": d["_id"],
-                               "partition": d["partition"]}
+                               "partition": d["partition"], "du": rules.due_of(d["minuterie"])}
               for d in stored
               if d["statut"] == PLANIFIEE and d["minuterie"] == d["minuterie_initiale"]}
     await deps.store.add_timers(list(timers.values()))
@@ -222,7 +222,8 @@ async def _coordonnees(pseudonyme: str, deps: Deps) -> i.Coordonnees | None:
 
 async def _move(doc: dict[str, Any], until: datetime, why: str, deps: Deps, now: datetime) -> None:
     new = rules.timer_id(doc["partition"], until, doc["_id"])
-    await deps.store.add_timer({"_id": new, "action_id": doc["_id"], "partition": doc["partition"]})
+    await deps.store.add_timer({"_id": new, "action_id": doc["_id"], "partition": doc["partition"],
+                                "du": until})
     deps.hint(until)
     await deps.store.update_action(doc["_id"], {"minuterie": new},
                                    {"le": now, "quoi": "reportee", "pourquoi": why, "a": until})

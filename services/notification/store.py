@@ -6,9 +6,11 @@ Collections (FerretDB subset: reads and writes by ``_id`` on the hot paths):
   partition, its status (``planifiee`` → ``terminee`` | ``annulee``), its current timer, its
   outcome and a history of what happened to it (deferrals, cancellation) for the question
   "why was this not sent?";
-- ``minuteries``: the *pending* timers only, ``_id`` = ``"<partition:03d>|<due UTC>|<action_id>"``
-  so that the due timers of a partition are one ``_id`` range (an index range scan on MongoDB;
-  FerretDB scans, and the collection stays small because fired timers are deleted);
+- ``minuteries``: the *pending* timers only (fired timers are deleted), ``_id`` =
+  ``"<partition:03d>|<due UTC>|<action_id>"``, with their ``partition`` and due time ``du``: the
+  scheduler asks for the due timers of all its partitions at once, oldest first (an index on
+  ``(partition, du)`` on MongoDB; a scan on FerretDB, hence one query per tick, not one per
+  partition, docs/performance.md);
 - ``envois``: the attempt of each action (``_id`` = action_id), written *before* any effect:
   channel, state (``en-cours`` → ``fait`` | ``echec``), attempts; insert-only, so two firings
   of the same action (redelivery, two instances during a rebalance) start one effect;
@@ -30,7 +32,7 @@ from typing import Any
 from pymongo import ASCENDING, AsyncMongoClient, ReplaceOne
 from pymongo.errors import DuplicateKeyError
 
-from services.notification.rules import due_of, due_range
+from services.notification.rules import due_of
 from shared.mongo import insert_all
 
 
@@ -51,6 +53,14 @@ class NotificationStore:
         # Used by the agents' queue listings (MongoDB uses them; FerretDB ignores them for reads).
         await self.taches.create_index([("site", ASCENDING), ("echeance", ASCENDING)])
         await self.courriers.create_index([("jour", ASCENDING)])
+        await self.minuteries.create_index([("partition", ASCENDING), ("du", ASCENDING)])
+        await self._due_times_of_older_timers()
+
+    async def _due_times_of_older_timers(self) -> None:
+        """Timers written before they carried ``du`` get it from their ``_id`` (once: the
+        query finds none afterwards)."""
+        async for d in self.minuteries.find({"du": {"$exists": False}}, {"_id": 1}):
+            await self.minuteries.update_one({"_id": d["_id"]}, {"$set": {"du": due_of(d["_id"])}})
 
     # ---- actions and timers
     async def insert_action(self, doc: dict[str, Any]) -> dict[str, Any]:
@@ -96,17 +106,18 @@ class NotificationStore:
     async def delete_timer(self, timer_id: str) -> None:
         await self.minuteries.delete_one({"_id": timer_id})
 
-    async def earliest_timer(self, partition: int) -> datetime | None:
-        """When the first pending timer of ``partition`` is due (None: none pending)."""
-        low = f"{partition:03d}|"
-        doc = await self.minuteries.find_one({"_id": {"$gte": low, "$lt": f"{partition:03d}|~"}},
-                                             {"_id": 1}, sort=[("_id", ASCENDING)])
-        return None if doc is None else due_of(doc["_id"])
+    async def earliest_timer(self, partitions: frozenset[int]) -> datetime | None:
+        """When the first pending timer of ``partitions`` is due (None: none pending)."""
+        doc = await self.minuteries.find_one({"partition": {"$in": sorted(partitions)}},
+                                             {"du": 1}, sort=[("du", ASCENDING)])
+        return None if doc is None else doc["du"]
 
-    async def due_timers(self, partition: int, now: datetime, limit: int) -> list[dict[str, Any]]:
-        low, high = due_range(partition, now)
-        cursor = self.minuteries.find({"_id": {"$gte": low, "$lt": high}})
-        cursor = cursor.sort("_id", 1).limit(limit)
+    async def due_timers(self, partitions: frozenset[int], now: datetime,
+                         limit: int) -> list[dict[str, Any]]:
+        """The timers of ``partitions`` due at ``now``, the oldest first, at most ``limit``."""
+        cursor = self.minuteries.find({"partition": {"$in": sorted(partitions)},
+                                       "du": {"$lte": now}})
+        cursor = cursor.sort("du", ASCENDING).limit(limit)
         return [d async for d in cursor]
 
     async def pending_count(self) -> int:

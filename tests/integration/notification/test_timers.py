@@ -90,3 +90,42 @@ async def test_an_action_cancelled_before_its_due_time_never_fires(
     got = await results(settings)
     assert [g["data"]["action_id"] for g in got] == [kept.action_id]
     assert not list((tmp_path / "letters").rglob(f"{cancelled.action_id}*.pdf"))
+
+
+async def test_the_store_gives_the_due_timers_of_several_partitions_oldest_first_older_timers_too(
+    make_settings: Any, mongo: Any, tmp_path: Any
+) -> None:
+    """One query for every partition owned (docs/performance.md): the due timers of those
+    partitions only, the oldest first, at most the limit; the next due time among them; a timer
+    stored before timers carried their due time (``du``) is found too, once the store is set
+    up."""
+    from services.notification import rules
+    from services.notification.store import NotificationStore
+
+    settings = settings_for(make_settings, tmp_path)
+    store = NotificationStore(mongo, settings.database_name)
+
+    def timer(partition: int, due: datetime, name: str) -> dict[str, Any]:
+        return {"_id": rules.timer_id(partition, due, name), "action_id": name,
+                "partition": partition, "du": due}
+
+    await store.add_timers([
+        timer(0, NOW - timedelta(minutes=1), "p0-recent"),
+        timer(5, NOW - timedelta(hours=2), "p5-old"),
+        timer(3, NOW + timedelta(days=1), "p3-tomorrow"),
+        timer(4, NOW - timedelta(days=9), "p4-not-owned"),
+    ])
+    older = timer(3, NOW - timedelta(hours=1), "p3-older-format")
+    del older["du"]
+    await store.minuteries.insert_one(older)
+    await store.setup()
+
+    owned = frozenset({0, 3, 5})
+    due = await store.due_timers(owned, NOW, limit=10)
+    assert [d["action_id"] for d in due] == ["p5-old", "p3-older-format", "p0-recent"]
+    assert [d["action_id"] for d in await store.due_timers(owned, NOW, limit=2)] == [
+        "p5-old", "p3-older-format"]
+    assert await store.earliest_timer(owned) == NOW - timedelta(hours=2)
+    assert await store.earliest_timer(frozenset({3})) == NOW - timedelta(hours=1)
+    assert await store.earliest_timer(frozenset({1})) is None
+    assert await store.due_timers(frozenset({3}), NOW - timedelta(days=1), limit=10) == []

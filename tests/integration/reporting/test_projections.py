@@ -165,3 +165,35 @@ async def test_a_batch_of_actions_counts_its_actions_ignores_other_types_and_dea
     assert dict(dead[0].headers)[H_BY] == b"reporting"
     assert f'reporting_ignored_total{{topic="{t.ACTIONS}"}} 1.0' in metrics
     assert f'reporting_facts_total{{topic="{t.ACTIONS}"}} 1.0' in metrics
+
+
+async def test_the_store_writes_new_facts_by_insert_and_applies_what_follows_in_order(
+    make_settings: Any, mongo: Any
+) -> None:
+    """Facts new to the store are inserted; a fact already stored (a redelivery) is replaced;
+    fields set on a fact apply in offset order, whether the fact is new, seen earlier in the
+    batch, or stored by an earlier batch (a cancellation after the plan, or before it)."""
+    from services.reporting.store import ReportingStore
+
+    s = make_settings("reporting")
+    store = ReportingStore(mongo, s.database_name)
+    await store.write("demandes", [{"_id": "d1", "v": 1}, {"_id": "d2", "v": 1}], [])
+    await store.write("demandes", [{"_id": "d2", "v": 2}, {"_id": "d3", "v": 1},
+                                   {"_id": "d3", "v": 2}], [])
+    demandes = {d["_id"]: d async for d in store.db["demandes"].find({})}
+    assert demandes == {"d1": {"_id": "d1", "v": 1}, "d2": {"_id": "d2", "v": 2},
+                        "d3": {"_id": "d3", "v": 2}}
+
+    await store.write("actions", [], [("a1", {"planifiee_le": 1, "statut": "x"}),
+                                      ("a2", {"annulee_le": 2})])  # a2: cancelled first
+    await store.write("actions", [], [
+        ("a3", {"planifiee_le": 3, "statut": "x"}), ("a1", {"annulee_le": 4}),
+        ("a3", {"annulee_le": 5, "statut": "y"}), ("a2", {"planifiee_le": 6}),
+        ("a1", {"planifiee_le": 1, "statut": "x"}),  # a redelivered plan
+    ])
+    actions = {d["_id"]: d async for d in store.db["actions"].find({})}
+    assert actions == {
+        "a1": {"_id": "a1", "planifiee_le": 1, "statut": "x", "annulee_le": 4},
+        "a2": {"_id": "a2", "annulee_le": 2, "planifiee_le": 6},
+        "a3": {"_id": "a3", "planifiee_le": 3, "statut": "y", "annulee_le": 5},
+    }

@@ -112,13 +112,11 @@ def test_quiet_hours_defer_sms_and_calls_not_letters() -> None:
     assert isinstance(now_call, Send) and now_call.task
 
 
-def test_timer_ids_sort_by_partition_then_due_time() -> None:
-    early = rules.timer_id(3, NOW, "b")
-    late = rules.timer_id(3, NOW + timedelta(days=275), "a")
-    other = rules.timer_id(4, NOW - timedelta(days=1), "c")
-    assert sorted([other, late, early]) == [early, late, other]
-    low, high = rules.due_range(3, NOW)
-    assert low <= early < high and not (low <= late < high) and not (low <= other < high)
+def test_a_timer_id_is_one_per_action_and_due_time_and_tells_its_due_time() -> None:
+    due = NOW + timedelta(days=275, microseconds=123456)
+    assert rules.due_of(rules.timer_id(3, due, "a")) == due
+    assert rules.timer_id(3, due, "a") != rules.timer_id(3, due, "b")
+    assert rules.timer_id(3, due, "a") != rules.timer_id(3, due + timedelta(hours=1), "a")
 
 
 def test_a_friday_evening_referral_is_due_48_business_hours_later_holidays_included() -> None:

@@ -15,23 +15,26 @@ NOW = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 
 
 class Timers:
-    """Pending timers by ``_id``, and how often each partition was asked."""
+    """Pending timers by ``_id``, and the partitions of each query for due timers."""
 
     def __init__(self) -> None:
         self.ids: set[str] = set()
-        self.asked: list[int] = []
+        self.asked: list[frozenset[int]] = []
         self.fired: list[str] = []
 
     def add(self, partition: int, due: datetime, action: str) -> None:
         self.ids.add(rules.timer_id(partition, due, action))
 
-    async def due(self, partition: int, now: datetime) -> list[dict[str, Any]]:
-        self.asked.append(partition)
-        low, high = rules.due_range(partition, now)
-        return [{"_id": t} for t in sorted(self.ids) if low <= t < high]
+    def _of(self, partitions: frozenset[int]) -> list[str]:
+        mine = [t for t in self.ids if int(t.split("|")[0]) in partitions]
+        return sorted(mine, key=lambda t: (rules.due_of(t), t))
 
-    async def earliest(self, partition: int) -> datetime | None:
-        mine = sorted(t for t in self.ids if t.startswith(f"{partition:03d}|"))
+    async def due(self, partitions: frozenset[int], now: datetime) -> list[dict[str, Any]]:
+        self.asked.append(partitions)
+        return [{"_id": t} for t in self._of(partitions) if rules.due_of(t) <= now]
+
+    async def earliest(self, partitions: frozenset[int]) -> datetime | None:
+        mine = self._of(partitions)
         return rules.due_of(mine[0]) if mine else None
 
     async def fire(self, timer: dict[str, Any]) -> str:
@@ -44,7 +47,7 @@ async def _scheduler(timers: Timers, clock: ManualClock, partitions: list[int]) 
     ownership = Ownership("t.parcours.actions")
     await ownership.on_partitions_assigned([TopicPartition("t.parcours.actions", p)
                                             for p in partitions])
-    return Scheduler(ownership, due=lambda p: timers.due(p, clock.now()), fire=timers.fire,
+    return Scheduler(ownership, due=lambda ps: timers.due(ps, clock.now()), fire=timers.fire,
                      interval=0.1, now=clock.now, earliest=timers.earliest, batch=100)
 
 
@@ -54,10 +57,10 @@ async def test_idle_ticks_do_not_ask_the_database_until_the_earliest_timer_is_du
     timers.add(1, NOW + timedelta(days=2), "b")
     s = await _scheduler(timers, clock, [0, 1])
     await s.tick()
-    assert timers.asked == [0, 1] and s.next_due == NOW + timedelta(days=2)
+    assert timers.asked == [{0, 1}] and s.next_due == NOW + timedelta(days=2)
     for _ in range(20):  # a second of idle ticks
         await s.tick()
-    assert timers.asked == [0, 1], "no query while nothing is due"
+    assert timers.asked == [{0, 1}], "no query while nothing is due"
     clock.set(NOW + timedelta(days=2, seconds=1))
     assert await s.tick() == 1 and timers.fired == ["b"]
     assert s.next_due == NOW + timedelta(days=30)
@@ -81,7 +84,7 @@ async def test_new_partitions_and_the_resync_period_make_it_ask_again() -> None:
     clock, timers = ManualClock(NOW), Timers()
     s = await _scheduler(timers, clock, [0])
     await s.tick()
-    assert timers.asked == [0]
+    assert timers.asked == [{0}]
     # a timer written by a former owner of partition 1, then partition 1 assigned here
     timers.add(1, NOW - timedelta(minutes=1), "d")
     await s.ownership.on_partitions_assigned([TopicPartition("t.parcours.actions", p)
@@ -105,11 +108,24 @@ async def test_a_full_batch_makes_it_ask_again_at_once() -> None:
     s.batch = 3  # the query returned as many as it may: more may be due
     timers.ids.add(rules.timer_id(0, NOW - timedelta(seconds=1), "x3"))
 
-    async def limited(partition: int) -> list[dict[str, Any]]:
-        return (await timers.due(partition, clock.now()))[:3]
+    async def limited(partitions: frozenset[int]) -> list[dict[str, Any]]:
+        return (await timers.due(partitions, clock.now()))[:3]
 
     s._due = limited
     await s.tick()
     assert len(timers.fired) == 3 and s.next_due == NOW
     await s.tick()
     assert len(timers.fired) == 4
+
+
+async def test_one_query_asks_for_the_due_timers_of_all_partitions_owned_oldest_first() -> None:
+    clock, timers = ManualClock(NOW), Timers()
+    timers.add(0, NOW - timedelta(minutes=1), "p0-recent")
+    timers.add(5, NOW - timedelta(hours=2), "p5-old")
+    timers.add(3, NOW - timedelta(hours=1), "p3-middle")
+    timers.add(3, NOW + timedelta(days=1), "p3-tomorrow")
+    s = await _scheduler(timers, clock, [0, 3, 5])
+    assert await s.tick() == 3
+    assert timers.asked == [{0, 3, 5}], "one query per tick, whatever the partitions"
+    assert timers.fired == ["p5-old", "p3-middle", "p0-recent"]
+    assert s.next_due == NOW + timedelta(days=1)
