@@ -11,7 +11,8 @@ else the local ones of `make up`), with a fresh topic prefix and fresh databases
    monthly batch arriving at once);
 3. waits until both consumer groups have committed every offset (a service commits only once
    the effects are stored and the broker acknowledged what it published); with ``--whole``,
-   then until every consumer group of the four services has;
+   then until every consumer group of the four services has, and notification has no due
+   timer left to fire (its timers collection, read-only);
 4. reads back the records of every stage (their Kafka timestamps, and the ``correlation_id``
    header that ties a demand and its actions to the life event) for the latencies;
 5. then, on the same broker and the same input topic, runs the **baseline**: a bare aiokafka
@@ -38,6 +39,7 @@ import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -165,15 +167,27 @@ class Offsets:
                                       and committed[tp].offset >= 0 else 0)) for tp in tps)
 
 
-async def caught_up(offsets: Offsets, prefix: str, services: tuple[str, ...]) -> None:
-    """Until every consumer group of ``services`` has committed every offset of its topics, twice
-    in a row a second apart (what one service publishes late, e.g. an outcome, is read too)."""
+async def caught_up(offsets: Offsets, prefix: str, services: tuple[str, ...],
+                    notification_db: str) -> None:
+    """Until every consumer group of ``services`` has committed every offset of its topics, and
+    notification has no due timer left to fire, twice in a row a second apart (what one service
+    publishes late, e.g. an outcome, is read too)."""
     pairs = [(prefix + g, prefix + t) for service in services for g, t in GROUPS[service]]
-    quiet = 0
-    while quiet < 2:
-        lags = [await offsets.lag(g, t) for g, t in pairs]
-        quiet = quiet + 1 if not any(lags) else 0
-        await asyncio.sleep(1.0 if quiet else 0.5)
+    client: AsyncMongoClient[Any] = AsyncMongoClient(mongo_uri(), tz_aware=True)
+    timers = client[notification_db]["minuteries"]
+    try:
+        quiet = 0
+        while quiet < 2:
+            if any([await offsets.lag(g, t) for g, t in pairs]):
+                quiet = 0
+                await asyncio.sleep(0.5)
+                continue
+            # a scan of the pending timers on FerretDB: only once the topics are read
+            due = await timers.find_one({"du": {"$lte": datetime.now(UTC)}}, {"_id": 1})
+            quiet = 0 if due is not None else quiet + 1
+            await asyncio.sleep(1.0 if quiet else 2.0)
+    finally:
+        await client.close()
 
 
 def partitions(topic: str) -> list[TopicPartition]:
@@ -438,7 +452,8 @@ async def run(n: int, instances: int = 1, baseline: bool = True, profile: int = 
                 await asyncio.sleep(0.5)
             result.done_s = time.time() - t0
             if whole:
-                await caught_up(offsets, prefix, system.services)
+                await caught_up(offsets, prefix, system.services,
+                                system.database("notification"))
                 result.whole_s = time.time() - t0
         cpu1 = psutil.cpu_times()
         result.machine_cpu_busy_s = ((cpu1.user + cpu1.system) - (cpu0.user + cpu0.system))

@@ -109,6 +109,10 @@ class Settings(BaseSettings):
         500, description="notification: largest number of due timers fired per tick (all the "
         "partitions of the instance together, the oldest first)."
     )
+    notification_fire_concurrency: int = Field(
+        4, ge=1, description="notification: how many persons' due actions are fired at once "
+        "(one person's always one after the other)."
+    )
     notification_contact_window_start: time = Field(
         time(9, 0), description="notification: first minute (Paris) at which SMS and calls are allowed."
     )

@@ -77,7 +77,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
                                                s.notification_scheduler_batch),
             fire=lambda t: fire(t, deps), interval=s.notification_scheduler_interval_seconds,
             now=deps.clock.now, earliest=store.earliest_timer,
-            batch=s.notification_scheduler_batch)
+            batch=s.notification_scheduler_batch,
+            concurrency=s.notification_fire_concurrency)
         deps.wake, deps.hint = scheduler.wake, scheduler.hint
         holder["deps"] = deps
         holder["audit"] = audit = AuditLog(client[s.database_name], deps.clock)

@@ -66,13 +66,14 @@ class Scheduler:
                  fire: Callable[[dict[str, Any]], Awaitable[str]], interval: float, *,
                  now: Callable[[], datetime],
                  earliest: Callable[[frozenset[int]], Awaitable[datetime | None]],
-                 batch: int, resync: float = 60.0) -> None:
+                 batch: int, resync: float = 60.0, concurrency: int = 1) -> None:
         self.ownership = ownership
         self._due = due
         self._fire = fire
         self._now = now
         self._earliest = earliest
         self.batch = batch
+        self.concurrency = max(1, concurrency)
         self.interval = interval
         self.resync = resync
         self._task: asyncio.Task[None] | None = None
@@ -124,6 +125,42 @@ class Scheduler:
                 await asyncio.wait_for(self._wake.wait(), self.interval)
             self._wake.clear()
 
+    async def _fire_all(self, timers: list[dict[str, Any]]) -> int:
+        """Fire ``timers``: one person's in their order, one after the other (the cap on
+        contacts reads what the previous one recorded), up to ``concurrency`` persons at once
+        (each firing waits on the database and the broker most of its time). A transient
+        error (database or broker away) stops the taking of new timers; the firings under way
+        end, then it is raised: what was not fired stays due."""
+        by_person: dict[str, list[dict[str, Any]]] = {}
+        for timer in timers:  # a timer written before timers named their person: one queue
+            by_person.setdefault(str(timer.get("pseudonyme") or ""), []).append(timer)
+        queues = list(by_person.values())
+        queues.reverse()  # popped from the end: the oldest first
+        failed: list[Exception] = []
+        handled = 0
+
+        async def worker() -> None:
+            nonlocal handled
+            while queues and not failed:
+                for timer in queues.pop():
+                    if failed:
+                        return
+                    try:
+                        await self._fire(timer)
+                    except Exception as exc:
+                        if is_transient(exc):
+                            failed.append(exc)
+                            return
+                        # One broken action must not block the others: it stays due, retried
+                        # next tick, and the error is visible in logs and metrics.
+                        log.exception("minuterie en erreur", timer=timer["_id"])
+                    handled += 1
+
+        await asyncio.gather(*(worker() for _ in range(min(self.concurrency, len(queues)))))
+        if failed:
+            raise failed[0]
+        return handled
+
     async def tick(self) -> int:
         """Fire what is due now in the partitions owned, the oldest first; returns how many
         timers were handled. One query for all the partitions (a scan of every pending timer on
@@ -136,16 +173,7 @@ class Scheduler:
                 return 0
             self._hinted = None
             timers = await self._due(partitions) if partitions else []
-            for timer in timers:
-                try:
-                    await self._fire(timer)
-                except Exception as exc:
-                    if is_transient(exc):
-                        raise
-                    # One broken action must not block the others: it stays due, retried
-                    # next tick, and the error is visible in logs and metrics.
-                    log.exception("minuterie en erreur", timer=timer["_id"])
-                handled += 1
+            handled = await self._fire_all(timers)
             earliest: datetime | None
             if len(timers) >= self.batch:  # more may be due
                 earliest = self._now()

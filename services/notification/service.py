@@ -126,7 +126,8 @@ async def plan_actions(batch: list[tuple[CloudEvent[Any], i.ActionPlanifiee, int
                                                      "pour": a.due_le}]})
     stored = await deps.store.insert_actions(docs)
     timers = {d["minuterie"]: {"_id": d["minuterie"], "action_id": d["_id"],
-                               "partition": d["partition"], "du": rules.due_of(d["minuterie"])}
+                               "partition": d["partition"], "du": rules.due_of(d["minuterie"]),
+                               "pseudonyme": d["pseudonyme"]}
               for d in stored
               if d["statut"] == PLANIFIEE and d["minuterie"] == d["minuterie_initiale"]}
     await deps.store.add_timers(list(timers.values()))
@@ -186,9 +187,12 @@ async def fire(timer: dict[str, Any], deps: Deps) -> str:
                          causationid=cause.get("id"))
     now = to_millis(deps.clock.now())  # stored in the attempt, published in the outcome
     attempt = await deps.store.attempt(aid)
+    coord: i.Coordonnees | None = None
+    contacts: list[dict[str, Any]] | None = None  # None: not read by this firing
     if attempt is None:
         coord = await _coordonnees(action.pseudonyme, deps)
-        recent = [c["le"] for c in await deps.store.recent_contacts(action.pseudonyme)]
+        contacts = await deps.store.recent_contacts(action.pseudonyme)
+        recent = [c["le"] for c in contacts]
         decision = rules.decide(action, rules.Context(coord, recent), now, deps.policy)
         if isinstance(decision, rules.Defer):
             await _move(doc, decision.until, decision.why, deps, now)
@@ -208,7 +212,7 @@ async def fire(timer: dict[str, Any], deps: Deps) -> str:
             log.warning("minuterie déjà en cours ailleurs, laissée", action_id=aid)
             return "concurrente"
     if attempt["etat"] == EN_COURS:
-        attempt = await _perform(doc, action, attempt, deps, now)
+        attempt = await _perform(doc, action, attempt, deps, now, coord, contacts)
         if attempt["etat"] == EN_COURS:
             return "reessai"
     await _finish(doc, action, attempt, deps, now)
@@ -223,7 +227,7 @@ async def _coordonnees(pseudonyme: str, deps: Deps) -> i.Coordonnees | None:
 async def _move(doc: dict[str, Any], until: datetime, why: str, deps: Deps, now: datetime) -> None:
     new = rules.timer_id(doc["partition"], until, doc["_id"])
     await deps.store.add_timer({"_id": new, "action_id": doc["_id"], "partition": doc["partition"],
-                                "du": until})
+                                "du": until, "pseudonyme": doc["pseudonyme"]})
     deps.hint(until)
     await deps.store.update_action(doc["_id"], {"minuterie": new},
                                    {"le": now, "quoi": "reportee", "pourquoi": why, "a": until})
@@ -232,10 +236,13 @@ async def _move(doc: dict[str, Any], until: datetime, why: str, deps: Deps, now:
 
 
 async def _perform(doc: dict[str, Any], action: i.ActionPlanifiee, attempt: dict[str, Any],
-                   deps: Deps, now: datetime) -> dict[str, Any]:
-    """Run the effect of an attempt in progress (first run, or resumed after a crash)."""
+                   deps: Deps, now: datetime, coord: i.Coordonnees | None = None,
+                   contacts: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Run the effect of an attempt in progress (first run: with the contact data and contacts
+    this firing just read; or resumed after a crash: read again)."""
     aid = action.action_id
-    coord = await _coordonnees(action.pseudonyme, deps)
+    if coord is None:
+        coord = await _coordonnees(action.pseudonyme, deps)
     choice = rules.choose_channel(action.model_copy(update={"canaux": [attempt["canal"]]}), coord) \
         if coord else rules.Skip(rules.COORDONNEES_INCONNUES)
     if isinstance(choice, rules.Skip):
@@ -265,7 +272,7 @@ async def _perform(doc: dict[str, Any], action: i.ActionPlanifiee, attempt: dict
         return {**attempt, **done}
     done = {"etat": FAIT, "reference": reference, "fin": now}
     await _once_done(lambda: deps.store.update_attempt(aid, done), deps)
-    await deps.store.add_contact(action.pseudonyme, aid, now)
+    await deps.store.add_contact(action.pseudonyme, aid, now, contacts)
     return {**attempt, **done}
 
 
@@ -338,14 +345,17 @@ async def rebuild_batch(day: str, deps: Deps) -> Path:
 
 class Manifests:
     """The print batches (manifests) of the days that got letters, rewritten from the database
-    at most once every ``interval`` seconds, after the letters of that interval. Rewriting a
+    at most once every ``interval`` seconds, after the letters of that interval, and never
+    more often than ``spacing`` times the last rewrite took (a large day waits longer). Rewriting a
     day's manifest after each letter read the whole day each time: quadratic in the letters of
     a day (a monthly batch gives a day hundreds of thousands). A manifest is never appended to,
     so it lists every letter once; on start, today's and yesterday's are rewritten (a stop
     between a letter and its manifest); the API rewrites a day's on request (docs/adr/0013)."""
 
-    def __init__(self, interval: float = 1.0) -> None:
+    def __init__(self, interval: float = 1.0, spacing: float = 10.0) -> None:
         self.interval = interval
+        self.spacing = spacing  # the next rewrite waits ``spacing`` times the last one
+        self.wait = interval
         self.dirty: set[str] = set()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -363,9 +373,13 @@ class Manifests:
     async def _run(self, deps: Deps) -> None:
         while True:
             await self._wake.wait()
-            await asyncio.sleep(self.interval)  # the letters of that second, in one rewrite
+            await asyncio.sleep(self.wait)  # the letters of that while, in one rewrite
             self._wake.clear()
+            started = time.monotonic()
             await self.flush(deps)
+            # A day of a monthly batch holds many letters and its rewrite reads them all: at
+            # most a tenth of the time goes to rewriting, however large the day.
+            self.wait = max(self.interval, self.spacing * (time.monotonic() - started))
 
     async def flush(self, deps: Deps) -> None:
         days, self.dirty = self.dirty, set()

@@ -166,17 +166,34 @@ class NotificationStore:
         doc = await self.contacts.find_one({"_id": pseudonyme})
         return list((doc or {}).get("contacts", []))
 
-    async def add_contact(self, pseudonyme: str, action_id: str, when: datetime) -> None:
-        doc = await self.contacts.find_one({"_id": pseudonyme})
-        if doc and any(c.get("action_id") == action_id for c in doc.get("contacts", [])):
-            return
+    async def add_contact(self, pseudonyme: str, action_id: str, when: datetime,
+                          known: list[dict[str, Any]] | None = None) -> None:
+        """Record that the person was contacted by ``action_id`` (once). ``known``: the
+        person's contacts as this firing read them (``[]``: none stored), which saves a read;
+        a person contacted for the first time gets a document by insert, not by upsert."""
         entry = {"action_id": action_id, "le": when}
+        if known is not None and not known:
+            try:
+                await self.contacts.insert_one({"_id": pseudonyme, "contacts": [entry]})
+                return
+            except DuplicateKeyError:
+                known = None
+        if known is None:
+            doc = await self.contacts.find_one({"_id": pseudonyme})
+            known = list((doc or {}).get("contacts", []))
+        if any(c.get("action_id") == action_id for c in known):
+            return
         await self.contacts.update_one({"_id": pseudonyme}, {"$push": {"contacts": entry}},
                                        upsert=True)
 
     # ---- letters
     async def save_letter(self, doc: dict[str, Any]) -> None:
-        await self.courriers.replace_one({"_id": doc["_id"]}, doc, upsert=True)
+        """Insert the letter's record; replace it when the letter was made again (a firing
+        resumed after a crash): an upsert costs several inserts on FerretDB."""
+        try:
+            await self.courriers.insert_one(doc)
+        except DuplicateKeyError:
+            await self.courriers.replace_one({"_id": doc["_id"]}, doc, upsert=True)
 
     async def letters_of_day(self, day: str) -> list[dict[str, Any]]:
         return [d async for d in self.courriers.find({"jour": day})]

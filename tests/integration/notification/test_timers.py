@@ -129,3 +129,28 @@ async def test_the_store_gives_the_due_timers_of_several_partitions_oldest_first
     assert await store.earliest_timer(frozenset({3})) == NOW - timedelta(hours=1)
     assert await store.earliest_timer(frozenset({1})) is None
     assert await store.due_timers(frozenset({3}), NOW - timedelta(days=1), limit=10) == []
+
+
+async def test_contacts_and_letters_are_recorded_once_by_insert_or_update(
+    make_settings: Any, mongo: Any, tmp_path: Any
+) -> None:
+    """A firing passes the contacts it read: a first contact is inserted, a later one pushed, a
+    repeated one ignored; a contacts document written in between (``known`` stale) is kept. A
+    letter made again (a resumed firing) replaces its record."""
+    from services.notification.store import NotificationStore
+
+    settings = settings_for(make_settings, tmp_path)
+    store = NotificationStore(mongo, settings.database_name)
+    t1, t2, t3 = NOW, NOW + timedelta(days=1), NOW + timedelta(days=2)
+    await store.add_contact("p1", "a1", t1, [])
+    await store.add_contact("p1", "a1", t1, [])  # stale "none": the stored one is kept, once
+    await store.add_contact("p1", "a2", t2, await store.recent_contacts("p1"))
+    await store.add_contact("p1", "a2", t2, await store.recent_contacts("p1"))
+    await store.add_contact("p1", "a3", t3)  # not read by the firing
+    assert [(c["action_id"], c["le"]) for c in await store.recent_contacts("p1")] == [
+        ("a1", t1), ("a2", t2), ("a3", t3)]
+
+    await store.save_letter({"_id": "a1", "jour": "2026-03-02", "pages": [1]})
+    await store.save_letter({"_id": "a1", "jour": "2026-03-02", "pages": [2]})
+    assert await store.letters_of_day("2026-03-02") == [
+        {"_id": "a1", "jour": "2026-03-02", "pages": [2]}]

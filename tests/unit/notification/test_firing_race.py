@@ -61,7 +61,8 @@ class RacingStore:
     async def update_attempt(self, action_id: str, set_: dict[str, Any], inc: int = 0) -> None:
         self.envois[action_id].update(set_)
 
-    async def add_contact(self, pseudonyme: str, action_id: str, when: datetime) -> None:
+    async def add_contact(self, pseudonyme: str, action_id: str, when: datetime,
+                          known: list[dict[str, Any]] | None = None) -> None:
         pass
 
     async def update_action(self, action_id: str, set_: dict[str, Any],

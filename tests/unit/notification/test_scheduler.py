@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from aiokafka.structs import TopicPartition
+from pymongo.errors import ConnectionFailure
 
 from services.notification import rules
 from services.notification.scheduler import Ownership, Scheduler
@@ -129,3 +132,65 @@ async def test_one_query_asks_for_the_due_timers_of_all_partitions_owned_oldest_
     assert timers.asked == [{0, 3, 5}], "one query per tick, whatever the partitions"
     assert timers.fired == ["p5-old", "p3-middle", "p0-recent"]
     assert s.next_due == NOW + timedelta(days=1)
+
+
+async def test_persons_fire_side_by_side_and_one_persons_actions_one_after_the_other() -> None:
+    clock = ManualClock(NOW)
+    ownership = Ownership("t.parcours.actions")
+    await ownership.on_partitions_assigned([TopicPartition("t.parcours.actions", 0)])
+    due = [{"_id": f"{who}{k}", "pseudonyme": who} for k in range(3) for who in ("a", "b", "c")]
+    running: set[str] = set()
+    seen_together: set[frozenset[str]] = set()
+    order: list[str] = []
+
+    async def fire(timer: dict[str, Any]) -> str:
+        who = timer["pseudonyme"]
+        assert who not in running, "one person's actions never overlap"
+        running.add(who)
+        seen_together.add(frozenset(running))
+        await asyncio.sleep(0.01)
+        running.discard(who)
+        order.append(timer["_id"])
+        return "fait"
+
+    async def due_now(partitions: frozenset[int]) -> list[dict[str, Any]]:
+        return due
+
+    async def none(partitions: frozenset[int]) -> datetime | None:
+        return None
+
+    s = Scheduler(ownership, due=due_now, fire=fire, interval=0.1, now=clock.now,
+                  earliest=none, batch=100, concurrency=2)
+    assert await s.tick() == 9
+    assert max(len(t) for t in seen_together) == 2, "two persons at once, not more"
+    for who in "abc":
+        assert [t for t in order if t[0] == who] == [f"{who}0", f"{who}1", f"{who}2"]
+
+
+async def test_a_transient_error_stops_the_tick_after_the_firings_under_way() -> None:
+    clock = ManualClock(NOW)
+    ownership = Ownership("t.parcours.actions")
+    await ownership.on_partitions_assigned([TopicPartition("t.parcours.actions", 0)])
+    due = [{"_id": f"{who}{k}", "pseudonyme": who} for who in ("a", "b", "c", "d")
+           for k in range(2)]
+    done: list[str] = []
+
+    async def fire(timer: dict[str, Any]) -> str:
+        await asyncio.sleep(0.01)
+        if timer["_id"] == "a0":
+            raise ConnectionFailure("database away")
+        done.append(timer["_id"])
+        return "fait"
+
+    async def due_now(partitions: frozenset[int]) -> list[dict[str, Any]]:
+        return due
+
+    async def none(partitions: frozenset[int]) -> datetime | None:
+        return None
+
+    s = Scheduler(ownership, due=due_now, fire=fire, interval=0.1, now=clock.now,
+                  earliest=none, batch=100, concurrency=2)
+    with pytest.raises(ConnectionFailure):
+        await s.tick()
+    assert "b0" in done, "the firing under way ended"
+    assert not {"b1", "c0", "c1", "d0", "d1"} & set(done), "no new timer taken after the error"
