@@ -22,11 +22,18 @@ class SlowDay:
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
         self.reads: list[float] = []
+        self.changed = asyncio.Condition()
 
     async def letters_of_day(self, day: str) -> list[dict[str, Any]]:
-        self.reads.append(time.monotonic())
+        async with self.changed:
+            self.reads.append(time.monotonic())
+            self.changed.notify_all()
         await asyncio.sleep(self.seconds)
         return []  # nothing to write: only the pace is looked at
+
+    async def reached(self, n: int, timeout: float = 10.0) -> None:  # noqa: ASYNC109
+        async with self.changed:
+            await asyncio.wait_for(self.changed.wait_for(lambda: len(self.reads) >= n), timeout)
 
 
 async def test_the_next_rewrite_waits_ten_times_as_long_as_the_last_one_took(
@@ -36,15 +43,12 @@ async def test_the_next_rewrite_waits_ten_times_as_long_as_the_last_one_took(
     m = Manifests(interval=0.01)
     m.start(deps)
     try:
-        deadline = time.monotonic() + 10
-        while len(store.reads) < 2 and time.monotonic() < deadline:  # today and yesterday
-            await asyncio.sleep(0.01)
+        await store.reached(2)  # today and yesterday
         await asyncio.sleep(0.15)  # the read ends
         m.touch("2026-03-02")
         await asyncio.sleep(0.5)
         assert len(store.reads) == 2, "not before ten times the last rewrite (0.2 s) has passed"
-        while len(store.reads) < 3 and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
+        await store.reached(3)
         assert len(store.reads) == 3
         assert store.reads[2] - store.reads[1] >= 2.0
     finally:
