@@ -551,8 +551,9 @@ def table(results: list[Result]) -> str:
 
 def detail(r: Result) -> str:
     available = (os.cpu_count() or 1) * (r.whole_s or r.done_s)
-    whole = (f" The whole platform (notification and reporting too, every consumer group of the "
-             f"four services) caught up after {r.whole_s:.1f} s: {r.n / r.whole_s:,.0f} life "
+    whole = (f" The whole platform (notification and reporting too: every consumer group of the "
+             f"four services, and no due timer left in notification) caught up after "
+             f"{r.whole_s:.1f} s: {r.n / r.whole_s:,.0f} life "
              "events/s." if r.whole_s else "")
     out = [f"N = {r.n:,}, {r.instances} instance(s) per service; published in {r.publish_s:.1f} s; "
            f"signalement and orientation committed every offset after {r.done_s:.1f} s.{whole} "
