@@ -352,7 +352,12 @@ class LocalInfra:
 
     @property
     def postgres_url(self) -> str:
-        return f"postgres://parcours@/ferretdb?host={self.postgres_dir}"
+        # FerretDB's pool of PostgreSQL connections is 50 by default. With the four services
+        # and the tests at full concurrency it filled up, and FerretDB hung: a request holding
+        # its metadata lock (creating a collection or an index) waited for a connection that
+        # requests waiting for that lock held (seen in a goroutine dump: every command, even a
+        # new database's createIndexes, stuck for minutes). PostgreSQL here accepts 400.
+        return f"postgres://parcours@/ferretdb?host={self.postgres_dir}&pool_max_conns=300"
 
     def service(self, name: str) -> Proc:
         return Proc(name, self.state)
