@@ -134,10 +134,22 @@ async def test_one_query_asks_for_the_due_timers_of_all_partitions_owned_oldest_
     assert s.next_due == NOW + timedelta(days=1)
 
 
-async def test_persons_fire_side_by_side_and_one_persons_actions_one_after_the_other() -> None:
-    clock = ManualClock(NOW)
+async def _firing(due: list[dict[str, Any]], fire: Any, concurrency: int) -> Scheduler:
+    """A scheduler of partition 0 whose query answers ``due``, firing with ``fire``."""
     ownership = Ownership("t.parcours.actions")
     await ownership.on_partitions_assigned([TopicPartition("t.parcours.actions", 0)])
+
+    async def due_now(partitions: frozenset[int]) -> list[dict[str, Any]]:
+        return due
+
+    async def none(partitions: frozenset[int]) -> datetime | None:
+        return None
+
+    return Scheduler(ownership, due=due_now, fire=fire, interval=0.1, now=ManualClock(NOW).now,
+                     earliest=none, batch=100, concurrency=concurrency)
+
+
+async def test_persons_fire_side_by_side_and_one_persons_actions_one_after_the_other() -> None:
     due = [{"_id": f"{who}{k}", "pseudonyme": who} for k in range(3) for who in ("a", "b", "c")]
     running: set[str] = set()
     seen_together: set[frozenset[str]] = set()
@@ -153,14 +165,7 @@ async def test_persons_fire_side_by_side_and_one_persons_actions_one_after_the_o
         order.append(timer["_id"])
         return "fait"
 
-    async def due_now(partitions: frozenset[int]) -> list[dict[str, Any]]:
-        return due
-
-    async def none(partitions: frozenset[int]) -> datetime | None:
-        return None
-
-    s = Scheduler(ownership, due=due_now, fire=fire, interval=0.1, now=clock.now,
-                  earliest=none, batch=100, concurrency=2)
+    s = await _firing(due, fire, concurrency=2)
     assert await s.tick() == 9
     assert max(len(t) for t in seen_together) == 2, "two persons at once, not more"
     for who in "abc":
@@ -168,9 +173,6 @@ async def test_persons_fire_side_by_side_and_one_persons_actions_one_after_the_o
 
 
 async def test_a_transient_error_stops_the_tick_after_the_firings_under_way() -> None:
-    clock = ManualClock(NOW)
-    ownership = Ownership("t.parcours.actions")
-    await ownership.on_partitions_assigned([TopicPartition("t.parcours.actions", 0)])
     due = [{"_id": f"{who}{k}", "pseudonyme": who} for who in ("a", "b", "c", "d")
            for k in range(2)]
     done: list[str] = []
@@ -182,14 +184,7 @@ async def test_a_transient_error_stops_the_tick_after_the_firings_under_way() ->
         done.append(timer["_id"])
         return "fait"
 
-    async def due_now(partitions: frozenset[int]) -> list[dict[str, Any]]:
-        return due
-
-    async def none(partitions: frozenset[int]) -> datetime | None:
-        return None
-
-    s = Scheduler(ownership, due=due_now, fire=fire, interval=0.1, now=clock.now,
-                  earliest=none, batch=100, concurrency=2)
+    s = await _firing(due, fire, concurrency=2)
     with pytest.raises(ConnectionFailure):
         await s.tick()
     assert "b0" in done, "the firing under way ended"
