@@ -141,7 +141,7 @@ class Scheduler:
 
         async def worker() -> None:
             nonlocal handled
-            while queues and not failed:
+            while queues:
                 for timer in queues.pop():
                     if failed:
                         return
@@ -166,7 +166,6 @@ class Scheduler:
         timers were handled. One query for all the partitions (a scan of every pending timer on
         FerretDB, whatever the filter), and one more for the next due time when the batch was
         not full."""
-        handled = 0
         async with self.ownership.lock:
             partitions = self.ownership.partitions
             if not self._must_ask(partitions):

@@ -132,7 +132,7 @@ async def plan_actions(batch: list[tuple[CloudEvent[Any], i.ActionPlanifiee, int
               if d["statut"] == PLANIFIEE and d["minuterie"] == d["minuterie_initiale"]}
     await deps.store.add_timers(list(timers.values()))
     if timers:
-        deps.hint(min(rules.due_of(t) for t in timers))
+        deps.hint(min(t["du"] for t in timers.values()))
     deps.metrics.planned.inc(len(batch))
 
 

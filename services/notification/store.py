@@ -65,17 +65,13 @@ class NotificationStore:
     # ---- actions and timers
     async def insert_action(self, doc: dict[str, Any]) -> dict[str, Any]:
         """Insert the action if new; return what is stored (the first one wins)."""
-        try:
-            await self.actions.insert_one(doc)
-        except DuplicateKeyError:
-            existing = await self.actions.find_one({"_id": doc["_id"]})
-            return existing or doc
-        return doc
+        return (await self.insert_actions([doc]))[0]
 
     async def insert_actions(self, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """:meth:`insert_action` for a batch, in one insert: what is stored for each of
-        ``docs``, in order. The actions already there (a redelivery) are read by ``_id``, one
-        by one: an ``$in`` is a scan of the collection on FerretDB (docs/adr/0007)."""
+        """Insert the actions that are new, in one insert; return what is stored for each of
+        ``docs``, in order (the first one wins). The actions already there (a redelivery) are
+        read by ``_id``, one by one: an ``$in`` is a scan of the collection on FerretDB
+        (docs/adr/0007)."""
         there = await insert_all(self.actions, docs)
         if not there:
             return docs
@@ -98,10 +94,7 @@ class NotificationStore:
         await self.actions.update_one({"_id": action_id}, update)
 
     async def add_timer(self, doc: dict[str, Any]) -> None:
-        try:
-            await self.minuteries.insert_one(doc)
-        except DuplicateKeyError:
-            pass
+        await self.add_timers([doc])
 
     async def delete_timer(self, timer_id: str) -> None:
         await self.minuteries.delete_one({"_id": timer_id})

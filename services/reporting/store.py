@@ -49,7 +49,7 @@ class ReportingStore:
         firsts: dict[str, int] = {}
         for k, (_id, _) in enumerate(fields):
             firsts.setdefault(_id, k)
-        order = sorted(firsts.values())
+        order = list(firsts.values())  # each fact's first fields, in offset order
         stored = await insert_all(coll, [{"_id": fields[k][0], **fields[k][1]} for k in order])
         inserted = {k for j, k in enumerate(order) if j not in stored}
         updates = [UpdateOne({"_id": _id}, {"$set": f}, upsert=True)
