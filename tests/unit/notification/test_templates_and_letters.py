@@ -82,3 +82,13 @@ def test_the_manifest_lists_each_letter_once_without_personal_data(tmp_path) -> 
     assert manifest["courriers"] == 1 and manifest["lettres"][0]["fichiers"] == ["a1.pdf", "a1-falc.pdf"]
     assert "Lefèvre" not in path.read_text()
     assert letters.french_date(datetime(2026, 5, 1).date()) == "1er mai 2026"
+
+
+def test_letters_are_rendered_with_reportlabs_c_accelerators() -> None:
+    # rl_accel (a dependency): the text widths, number formatting and escaping of every PDF in
+    # C, a fifth of a letter's CPU (docs/performance.md); without it reportlab falls back to
+    # Python silently.
+    from reportlab.lib import rl_accel
+
+    for name in ("fp_str", "instanceStringWidthT1", "escapePDF", "sameFrag"):
+        assert getattr(rl_accel, name) is rl_accel._c_funcs.get(name), name
