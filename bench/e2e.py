@@ -109,7 +109,7 @@ class Result:
 
 # Settings the bench passes on to the services when set in its environment (A/B experiments).
 TUNING = ("PARCOURS_GC_THRESHOLD", "PARCOURS_INTAKE_BATCH_SIZE", "PARCOURS_ORIENTATION_BATCH_SIZE",
-          "PARCOURS_ORIENTATION_CONCURRENCY")
+          "PARCOURS_ORIENTATION_CONCURRENCY", "PARCOURS_NOTIFICATION_FIRE_CONCURRENCY")
 
 
 def bootstrap() -> str:
@@ -159,6 +159,10 @@ class Offsets:
         await self.consumer.stop()
         await self.admin.close()
 
+    async def end(self, topic: str) -> int:
+        """How many records the topic has had (the sum of its partitions' end offsets)."""
+        return sum((await self.consumer.end_offsets(partitions(topic))).values())
+
     async def lag(self, group: str, topic: str) -> int:
         tps = partitions(topic)
         ends = await self.consumer.end_offsets(tps)
@@ -176,16 +180,21 @@ async def caught_up(offsets: Offsets, prefix: str, services: tuple[str, ...],
     client: AsyncMongoClient[Any] = AsyncMongoClient(mongo_uri(), tz_aware=True)
     timers = client[notification_db]["minuteries"]
     try:
-        quiet = 0
+        quiet, outcomes = 0, -1
         while quiet < 2:
-            if any([await offsets.lag(g, t) for g, t in pairs]):
+            lagging = any([await offsets.lag(g, t) for g, t in pairs])
+            # Notification publishes an outcome for each action it makes: while their count
+            # moves, it is still firing, and there is no need to ask its database.
+            before, outcomes = outcomes, await offsets.end(prefix + topics.RESULTATS)
+            if lagging or outcomes != before:
                 quiet = 0
-                await asyncio.sleep(0.5)
+                await asyncio.sleep(0.5 if lagging else 1.0)
                 continue
-            # a scan of the pending timers on FerretDB: only once the topics are read
+            # a scan of the pending timers on FerretDB (no range pushdown): only once the
+            # topics are read and no outcome came for a second
             due = await timers.find_one({"du": {"$lte": datetime.now(UTC)}}, {"_id": 1})
             quiet = 0 if due is not None else quiet + 1
-            await asyncio.sleep(1.0 if quiet else 2.0)
+            await asyncio.sleep(1.0)
     finally:
         await client.close()
 

@@ -1,6 +1,7 @@
 """Two firings of the same timer at once (a former owner of the partition finishing its tick
 while the new owner starts its own): both read "no attempt yet", both try to insert it; the
-one that loses the insert must not make the effect a second time. Fakes: the store and the
+one that loses the insert must not make the effect a second time. And a firing's reads go
+out together (its latency bounds how fast due actions are made). Fakes: the store and the
 e-mail sender (the real store and broker are covered by the integration tests)."""
 
 from __future__ import annotations
@@ -120,3 +121,55 @@ async def test_two_simultaneous_firings_of_one_timer_send_one_email(tmp_path: Pa
     assert email.sent == [a.action_id], "one e-mail for two simultaneous firings"
     assert sorted(outcomes) == ["concurrente", "fait"]
     assert store.envois[a.action_id]["etat"] == service.FAIT
+
+
+class ReadsTogetherStore(RacingStore):
+    """Each of a firing's four reads returns only once all four are in flight: a firing that
+    read one after the other would wait forever (here: five seconds, then fail)."""
+
+    def __init__(self, action_doc: dict[str, Any], coord: i.Coordonnees) -> None:
+        super().__init__(action_doc, coord)
+        self.in_flight = 0
+        self.all_four = asyncio.Event()
+
+    async def _together(self) -> None:
+        self.in_flight += 1
+        if self.in_flight == 4:
+            self.all_four.set()
+        await asyncio.wait_for(self.all_four.wait(), 5)
+
+    async def action(self, action_id: str) -> dict[str, Any] | None:
+        await self._together()
+        return dict(self.doc)
+
+    async def attempt(self, action_id: str) -> dict[str, Any] | None:
+        await self._together()
+        return self.envois.get(action_id)
+
+    async def coordonnees_of(self, pseudonyme: str) -> dict[str, Any] | None:
+        await self._together()
+        return {"data": self.coord.model_dump(mode="json")}
+
+    async def recent_contacts(self, pseudonyme: str) -> list[dict[str, Any]]:
+        await self._together()
+        return []
+
+
+async def test_a_firing_reads_the_action_attempt_contact_data_and_contacts_at_once(
+        tmp_path: Path) -> None:
+    p = "p-" + uuid.uuid4().hex
+    a = i.ActionPlanifiee(
+        action_id=str(uuid.uuid4()), pseudonyme=p, dossier_id=derive_id("dossier", p),
+        parcours="accompagnement-des-seniors", etape="m9-sans-complementaire", kind="courrier",
+        canaux=["email"], due_le=NOW - timedelta(minutes=1), modele="seniors-m9-complementaire")
+    timer = rules.timer_id(0, a.due_le, a.action_id)
+    doc = {"_id": a.action_id, "action": a.model_dump(mode="json"), "pseudonyme": p,
+           "partition": 0, "statut": service.PLANIFIEE, "minuterie": timer, "cause": {}}
+    coord = i.Coordonnees(pseudonyme=p, nom="Lefèvre", prenom="Josiane",
+                          email="josiane.lefevre@example.org", maj_le=NOW)
+    store, email = ReadsTogetherStore(doc, coord), CountingEmail()
+
+    outcome = await service.fire({"_id": timer, "action_id": a.action_id, "partition": 0,
+                                  "pseudonyme": p}, _deps(store, email, tmp_path))
+
+    assert (outcome, email.sent) == ("fait", [a.action_id])

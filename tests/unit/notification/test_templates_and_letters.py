@@ -79,7 +79,8 @@ def test_the_manifest_lists_each_letter_once_without_personal_data(tmp_path) -> 
            "pages": list(stored.pages), "parcours": "p", "modele": "m"}
     path = letters.write_manifest(tmp_path, stored.day, [doc, doc][:1])
     manifest = json.loads(path.read_text())
-    assert manifest["courriers"] == 1 and manifest["lettres"][0]["fichiers"] == ["a1.pdf", "a1-falc.pdf"]
+    assert manifest["courriers"] == 1
+    assert manifest["lettres"][0]["fichiers"] == ["a1.pdf", "a1-falc.pdf"]
     assert "Lefèvre" not in path.read_text()
     assert letters.french_date(datetime(2026, 5, 1).date()) == "1er mai 2026"
 
