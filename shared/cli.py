@@ -204,8 +204,8 @@ async def _publish(s: Settings, events: list[Any], key: str | None) -> int:
 
     from shared.cloudevents import CONTENT_TYPE
 
-    producer = AIOKafkaProducer(bootstrap_servers=s.kafka_bootstrap_servers, **_security(), acks="all",
-                                enable_idempotence=True, client_id="parcours-cli")
+    producer = AIOKafkaProducer(bootstrap_servers=s.kafka_bootstrap_servers, **_security(),
+                                acks="all", enable_idempotence=True, client_id="parcours-cli")
     await producer.start()
     try:
         futures = []

@@ -83,7 +83,8 @@ class RefuseNulInUrl:
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    """Every HTTP error says what was wrong, as ``{"erreur": code, "message": ..., "details": ...}``.
+    """Every HTTP error says what was wrong, as
+    ``{"erreur": code, "message": ..., "details": ...}``.
 
     Validation errors never echo the submitted values (they may be personal data).
     """
@@ -112,8 +113,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def on_http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         detail: Any = exc.detail
-        body = detail if isinstance(detail, dict) else {"erreur": _code(exc.status_code), "message": str(detail)}
-        return JSONResponse(body, status_code=exc.status_code, headers=getattr(exc, "headers", None))
+        body = (detail if isinstance(detail, dict)
+                else {"erreur": _code(exc.status_code), "message": str(detail)})
+        return JSONResponse(body, status_code=exc.status_code,
+                            headers=getattr(exc, "headers", None))
 
 
 def _code(status: int) -> str:

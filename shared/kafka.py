@@ -342,7 +342,8 @@ class RawProducer:
             await asyncio.gather(*futures)
 
     async def reject(
-        self, records: Iterable[tuple[ConsumerRecord[Any, Any], Reason]], topic: str, rejected_by: str
+        self, records: Iterable[tuple[ConsumerRecord[Any, Any], Reason]], topic: str,
+        rejected_by: str,
     ) -> None:
         await self.send_many(
             (topic, r.value, r.key, reject_headers(r, reason, rejected_by)) for r, reason in records
@@ -447,7 +448,8 @@ def dead_letter_router(
     ``producer`` is called at message time (the producer is started in the lifespan).
     """
     counter = (
-        Counter(DLQ_COUNTER_NAME, "Records sent to the dead-letter topic", ["reason"], registry=registry)
+        Counter(DLQ_COUNTER_NAME, "Records sent to the dead-letter topic", ["reason"],
+                registry=registry)
         if registry is not None
         else None
     )
@@ -470,7 +472,8 @@ def dead_letter_router(
                         await asyncio.sleep(delay)
                         delay = min(delay * 2, 5.0)
                         continue
-                    records = msg.raw_message if isinstance(msg.raw_message, tuple) else (msg.raw_message,)
+                    records = (msg.raw_message if isinstance(msg.raw_message, tuple)
+                               else (msg.raw_message,))
                     reason = error_reason(exc)
                     await dead_letter(producer(), [(r, reason) for r in records], dlq_topic,
                                       service, counter)

@@ -79,7 +79,9 @@ def _says_unavailable(message: str) -> bool:
     return any(sign in message for sign in _STORAGE_UNAVAILABLE)
 
 
-def make_mongo_client(uri: str, timeout_ms: int = 5000, app_name: str = "parcours") -> AsyncMongoClient[Any]:
+def make_mongo_client(
+    uri: str, timeout_ms: int = 5000, app_name: str = "parcours"
+) -> AsyncMongoClient[Any]:
     return AsyncMongoClient(
         uri,
         appname=app_name,

@@ -38,7 +38,8 @@ class Settings(BaseSettings):
     )
     mongo_uri: str = Field(
         "mongodb://127.0.0.1:27017/",
-        description="MongoDB connection string (FerretDB locally, a MongoDB 7+ replica set in production).",
+        description="MongoDB connection string (FerretDB locally, a MongoDB 7+ replica set in "
+        "production).",
     )
     mongo_database: str | None = Field(
         None, description="Database owned by this service (default: parcours_<service_name>)."
@@ -48,14 +49,17 @@ class Settings(BaseSettings):
     )
     pseudonym_key: SecretStr = Field(
         SecretStr("dev-only-pseudonym-key-change-me"),
-        description="Secret key of the HMAC-SHA256 that turns a NIR into a pseudonym. Set it in production.",
+        description="Secret key of the HMAC-SHA256 that turns a NIR into a pseudonym. Set it in "
+        "production.",
     )
     pseudonym_key_id: str = Field(
-        "k1", description="Identifier of the pseudonym key, carried with pseudonyms for key rotation."
+        "k1", description="Identifier of the pseudonym key, carried with pseudonyms for key "
+        "rotation."
     )
     api_key_pepper: SecretStr = Field(
         SecretStr("dev-only-api-key-pepper-change-me"),
-        description="Secret mixed into the stored hash of partners' API keys. Set it in production.",
+        description="Secret mixed into the stored hash of partners' API keys. Set it in "
+        "production.",
     )
     http_max_body_bytes: int = Field(
         16 * 1024, description="Largest HTTP request body accepted (413 beyond)."
@@ -88,17 +92,18 @@ class Settings(BaseSettings):
     http_port: int = Field(8000, description="Port of the service's HTTP server.")
     log_level: str = Field("INFO", description="Log level (DEBUG, INFO, WARNING, ERROR).")
     log_json: bool | None = Field(
-        None, description="Force JSON logs (true) or console logs (false); default: JSON unless on a TTY."
+        None, description="Force JSON logs (true) or console logs (false); default: JSON unless "
+        "on a TTY."
     )
     clock_file: Path | None = Field(
         None,
-        description="If set, the service's clock is the system clock plus the offset written in this "
-        "file (the demo and end-to-end tests move time forward with it). Unset in production.",
+        description="If set, the service's clock is the system clock plus the offset written in "
+        "this file (the demo and end-to-end tests move time forward with it). Unset in production.",
     )
     transient_retry_max_seconds: float = Field(
         60.0,
-        description="Total backoff spent retrying a message whose database or broker is unavailable "
-        "before the record is re-read from Kafka (never dropped, never dead-lettered).",
+        description="Total backoff spent retrying a message whose database or broker is "
+        "unavailable before the record is re-read from Kafka (never dropped, never dead-lettered).",
     )
 
     # ---- notification (services/notification)
@@ -114,15 +119,17 @@ class Settings(BaseSettings):
         "(one person's always one after the other)."
     )
     notification_contact_window_start: time = Field(
-        time(9, 0), description="notification: first minute (Paris) at which SMS and calls are allowed."
+        time(9, 0), description="notification: first minute (Paris) at which SMS and calls are "
+        "allowed."
     )
     notification_contact_window_end: time = Field(
         time(20, 0), description="notification: first minute (Paris) at which SMS and calls stop "
         "(never on Sundays and public holidays)."
     )
     notification_contact_cap: int = Field(
-        4, description="notification: most non-mandatory contacts one person receives, all parcours "
-        "together, within notification_contact_cap_days (beyond: skipped, reason plafond-contacts)."
+        4, description="notification: most non-mandatory contacts one person receives, all "
+        "parcours together, within notification_contact_cap_days (beyond: skipped, reason "
+        "plafond-contacts)."
     )
     notification_contact_cap_days: int = Field(
         30, description="notification: length of the window of the per-person contact cap."
@@ -132,19 +139,24 @@ class Settings(BaseSettings):
         "(personnes.coordonnees) before it is skipped (reason coordonnees-inconnues)."
     )
     notification_retry_seconds: float = Field(
-        300.0, description="notification: delay before a send that failed transiently is tried again."
+        300.0, description="notification: delay before a send that failed transiently is tried "
+        "again."
     )
     notification_max_attempts: int = Field(
-        5, description="notification: transient failures of one send before it is reported as echec."
+        5, description="notification: transient failures of one send before it is reported as "
+        "echec."
     )
     notification_smtp_host: str = Field("127.0.0.1", description="notification: SMTP server host.")
     notification_smtp_port: int = Field(25, description="notification: SMTP server port.")
     notification_smtp_starttls: bool = Field(
         False, description="notification: use STARTTLS with the SMTP server."
     )
-    notification_smtp_user: str | None = Field(None, description="notification: SMTP login (optional).")
+    notification_smtp_user: str | None = Field(
+        None, description="notification: SMTP login (optional)."
+    )
     notification_smtp_password_file: Path | None = Field(
-        None, description="notification: file holding the SMTP password (a mounted secret; optional)."
+        None, description="notification: file holding the SMTP password (a mounted secret; "
+        "optional)."
     )
     notification_email_from: str = Field(
         "Assurance Maladie <ne-pas-repondre@assurance-maladie.fr>",
@@ -169,7 +181,8 @@ class Settings(BaseSettings):
     notification_sender_block: str = Field(
         "Caisse primaire d'assurance maladie\nService Parcours attentionnés\n"
         "CS 00000\n91000 ÉVRY-COURCOURONNES",
-        description="notification: the CPAM's sender block printed on letters (lines separated by \\n).",
+        description="notification: the CPAM's sender block printed on letters (lines separated "
+        "by \\n).",
     )
     notification_signature: str = Field(
         "Le Directeur de la caisse primaire d'assurance maladie",
@@ -236,7 +249,8 @@ class Settings(BaseSettings):
         "only asymmetric keys. Never the dev default in production.",
     )
     auth_jwt_secret_file: Path | None = Field(
-        None, description="File holding the HS256 secret (a mounted secret); replaces auth_jwt_secret."
+        None, description="File holding the HS256 secret (a mounted secret); replaces "
+        "auth_jwt_secret."
     )
     auth_public_key_files: list[Path] = Field(
         default_factory=list, description="PEM public keys (RS256/ES256) that may sign tokens, "

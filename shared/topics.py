@@ -66,7 +66,9 @@ def load_topics(path: Path = DECLARATION) -> dict[str, TopicSpec]:
             key=str(spec["key"]),
             description=str(spec["description"]),
             personal_data=bool(spec.get("personal_data", False)),
-            replication_factor=int(spec.get("replication_factor", defaults.get("replication_factor", 1))),
+            replication_factor=int(
+                spec.get("replication_factor", defaults.get("replication_factor", 1))
+            ),
         )
     return specs
 
@@ -114,7 +116,8 @@ async def ensure_topics(
                 continue
             got = len(by_name.get(prefix + s.name, {}).get("partitions", []))
             report[prefix + s.name] = (
-                "ok" if got == s.partitions else f"differs: {got} partitions, declared {s.partitions}"
+                "ok" if got == s.partitions
+                else f"differs: {got} partitions, declared {s.partitions}"
             )
         return report
     finally:
@@ -124,7 +127,7 @@ async def ensure_topics(
 TOPIC_ALREADY_EXISTS = 36
 
 
-async def _wait_for_leaders(admin: Any, names: list[str], timeout: float = 30.0) -> None:
+async def _wait_for_leaders(admin: Any, names: list[str], timeout: float = 30.0) -> None:  # noqa: ASYNC109 - a polling loop's deadline
     """Topics are usable once every partition has a leader in the broker's metadata."""
     import asyncio
 

@@ -18,7 +18,6 @@ import subprocess
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 from pymongo import AsyncMongoClient
@@ -57,7 +56,8 @@ def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Endpoints]:
         from testcontainers.kafka import KafkaContainer
         from testcontainers.mongodb import MongoDbContainer
 
-        with KafkaContainer("apache/kafka:4.3.1").with_kraft() as k, MongoDbContainer("mongo:7") as m:
+        with (KafkaContainer("apache/kafka:4.3.1").with_kraft() as k,
+              MongoDbContainer("mongo:7") as m):
             yield Endpoints(k.get_bootstrap_server(), m.get_connection_url(), "testcontainers")
         return
     local = LocalInfra.ephemeral(tmp_path_factory.mktemp("infra"))
@@ -89,7 +89,8 @@ async def topics(infra: Endpoints, prefix: str) -> AsyncIterator[str]:
     await delete_topics(infra.bootstrap_servers, prefix)
 
 
-async def wait_until_writable(bootstrap_servers: str, names: list[str], timeout: float = 30) -> None:
+async def wait_until_writable(bootstrap_servers: str, names: list[str],
+                              timeout: float = 30) -> None:  # noqa: ASYNC109 - a polling loop's deadline
     """A new partition is in the metadata before its log is loaded on the broker; a record sent
     in between gets NOT_LEADER_FOR_PARTITION, and aiokafka 0.14 was seen retrying that forever.
     Wait until the broker answers ListOffsets (which needs the loaded log) for every partition."""
@@ -106,13 +107,13 @@ async def wait_until_writable(bootstrap_servers: str, names: list[str], timeout:
         deadline = loop.time() + timeout
         while True:
             try:
-                await consumer._client.force_metadata_update()  # noqa: SLF001
+                await consumer._client.force_metadata_update()
                 tps = [TopicPartition(n, p) for n in names
                        for p in sorted(consumer.partitions_for_topic(n) or ())]
                 if tps and len({tp.topic for tp in tps}) == len(names):
                     await asyncio.wait_for(consumer.end_offsets(tps), 5)
                     return
-            except (KafkaError, asyncio.TimeoutError):
+            except (KafkaError, TimeoutError):
                 pass
             if loop.time() > deadline:
                 raise AssertionError(f"topics not writable after {timeout}s: {names}")
@@ -183,7 +184,7 @@ async def no_task_left_behind() -> AsyncIterator[None]:
     _, stuck = await asyncio.wait(left, timeout=15)
     report = "\n".join(names)
     if stuck:
-        raise RuntimeError(f"tasks ignore cancellation at the end of the session:\n"
+        raise RuntimeError("tasks ignore cancellation at the end of the session:\n"
                            + "\n".join(f"{t.get_name()}: {t.get_coro()!r}" for t in stuck)
                            + f"\n(all tasks left: {report})")
     print(f"\n[tests] {len(left)} task(s) were still running at the end of the session and were "

@@ -30,7 +30,8 @@ def valid_event(rng: random.Random, name: str | None = None, **overrides: Any) -
     data = event["data"]
     born = date(rng.randint(1935, 2008), rng.randint(1, 12), rng.randint(1, 28))
     data["assure"] = {**data["assure"], "nir": random_nir(rng), "date_naissance": born.isoformat(),
-                      "nom": rng.choice(["Martin", "Bernard", "Lefebvre", "Nguyen", "Moreau"]) + "ard",
+                      "nom": rng.choice(["Martin", "Bernard", "Lefebvre", "Nguyen", "Moreau"])
+                      + "ard",
                       "prenom": rng.choice(["Claude", "Dominique", "Camille", "Yanis"]) + "ine"}
     data["date_effet"] = (TODAY - timedelta(days=rng.randint(-300, 900))).isoformat()
     event["id"] = f"ev-{rng.getrandbits(64):016x}"

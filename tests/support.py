@@ -13,7 +13,7 @@ T = TypeVar("T")
 
 
 async def eventually(
-    check: Callable[[], Awaitable[T]], timeout: float = 30.0, interval: float = 0.2
+    check: Callable[[], Awaitable[T]], timeout: float = 30.0, interval: float = 0.2  # noqa: ASYNC109 - a polling loop's deadline
 ) -> T:
     """Poll an async ``check`` until it returns a truthy value."""
     loop = asyncio.get_running_loop()
@@ -28,7 +28,7 @@ async def eventually(
 
 
 async def read_all(bootstrap: str, topic: str, *, expect: int | None = None,
-                   timeout: float = 20.0) -> list[ConsumerRecord[bytes, bytes]]:
+                   timeout: float = 20.0) -> list[ConsumerRecord[bytes, bytes]]:  # noqa: ASYNC109 - a polling loop's deadline
     """Every record of ``topic`` from the beginning, without a consumer group.
 
     With ``expect``, waits until that many are there (or the timeout); otherwise reads until
@@ -40,7 +40,7 @@ async def read_all(bootstrap: str, topic: str, *, expect: int | None = None,
     try:
         parts = consumer.partitions_for_topic(topic)
         if parts is None:
-            await consumer._client.force_metadata_update()  # noqa: SLF001 - metadata of a topic
+            await consumer._client.force_metadata_update()  # metadata of a topic
             parts = consumer.partitions_for_topic(topic) or set()
         tps = [TopicPartition(topic, p) for p in sorted(parts)]
         consumer.assign(tps)
@@ -68,8 +68,10 @@ async def _position(consumer: AIOKafkaConsumer, tp: TopicPartition) -> int:
     return await consumer.position(tp)
 
 
-async def produce(bootstrap: str, topic: str,
-                  records: list[tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]]) -> None:
+async def produce(
+    bootstrap: str, topic: str,
+    records: list[tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]],
+) -> None:
     """Send (key, value, headers) records and wait for the acknowledgements."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
     await producer.start()

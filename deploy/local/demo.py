@@ -103,7 +103,9 @@ def register_partners(infra: LocalInfra) -> list[DemoPartner]:
     s = Settings(service_name="signalement")
     pepper = s.api_key_pepper.get_secret_value().encode()
     out: list[DemoPartner] = []
-    with MongoClient(infra.mongo_uri, serverSelectionTimeoutMS=10_000) as client:
+    client: MongoClient[dict[str, Any]] = MongoClient(infra.mongo_uri,
+                                                      serverSelectionTimeoutMS=10_000)
+    with client:
         coll = client[s.database_name]["partenaires"]
         for pid, nom, kind in PARTENAIRES:
             key_id = hashlib.sha256(f"demo:{pid}".encode()).hexdigest()[:16]

@@ -132,7 +132,8 @@ def kafka_lib(cache: Path = DEFAULT_CACHE) -> Path:
 def ferretdb_binary(cache: Path = DEFAULT_CACHE) -> Path:
     """Our FerretDB runner, built from the Go module proxy (cached by source digest)."""
     src = DEPLOY / "ferretdb-runner"
-    binary = cache / "bin" / f"ferretdb-runner-{_digest(src / 'main.go', src / 'go.mod', src / 'go.sum')}"
+    binary = (cache / "bin"
+              / f"ferretdb-runner-{_digest(src / 'main.go', src / 'go.mod', src / 'go.sum')}")
     if binary.exists():
         return binary
     if shutil.which("go") is None:
@@ -164,9 +165,10 @@ def postgres_bindir() -> Path:
         " `make` installs it), or set PARCOURS_LOCAL_DB_BACKEND=sqlite (slower, docs/adr/0012)")
 
 
-def _run_with_retries(cmd: list[str], what: str, cwd: Path | None = None, attempts: int = 3) -> None:
+def _run_with_retries(cmd: list[str], what: str, cwd: Path | None = None,
+                      attempts: int = 3) -> None:
     for attempt in range(1, attempts + 1):
-        proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, check=False)
+        proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, check=False)  # noqa: S603 - our own commands
         if proc.returncode == 0:
             return
         say(f"{what} failed (attempt {attempt}/{attempts}):", (proc.stdout + proc.stderr)[-2000:])
@@ -290,7 +292,8 @@ class LocalInfra:
     mongo_port: int = 27017
     # Heap of the broker (PARCOURS_LOCAL_KAFKA_HEAP): a test session creates thousands of
     # partitions (each test has its own topics), which 512 MiB does not hold.
-    kafka_heap: str = field(default_factory=lambda: os.environ.get("PARCOURS_LOCAL_KAFKA_HEAP", "1g"))
+    kafka_heap: str = field(
+        default_factory=lambda: os.environ.get("PARCOURS_LOCAL_KAFKA_HEAP", "1g"))
     service_ports: dict[str, int] = field(default_factory=lambda: dict(SERVICES))
     # SASL/SCRAM and ACLs (docs/security.md): off by default. With sasl=True the broker has a
     # SASL_PLAINTEXT listener (SCRAM-SHA-512) instead of PLAINTEXT, the StandardAuthorizer with
@@ -469,10 +472,10 @@ class LocalInfra:
         meta = self.state / "kafka-data" / "meta.properties"
         if not meta.exists():
             cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-            fmt = subprocess.run(
+            fmt = subprocess.run(  # noqa: S603 - our own command
                 # "=": an id may start with "-", which would read as an option
-                [*self._java(lib), "kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}",
-                 "-c", str(props), "-g", *self._scram_format_args()],
+                [*self._java(lib), "kafka.tools.StorageTool", "format",
+                 f"--cluster-id={cluster_id}", "-c", str(props), "-g", *self._scram_format_args()],
                 capture_output=True, text=True, check=False,
             )
             if fmt.returncode != 0:
@@ -577,7 +580,8 @@ class LocalInfra:
                 raise InfraError(f"PostgreSQL not ready after {timeout:.0f}s:\n"
                                  f"{self.postgres.log_tail()}")
             time.sleep(0.3)
-        exists = self._psql("postgres", "-Atc", "SELECT 1 FROM pg_database WHERE datname = 'ferretdb'")
+        exists = self._psql("postgres", "-Atc",
+                            "SELECT 1 FROM pg_database WHERE datname = 'ferretdb'")
         if exists.stdout.strip() != "1":
             created = self._psql("postgres", "-c", "CREATE DATABASE ferretdb")
             if created.returncode != 0:
@@ -597,7 +601,8 @@ class LocalInfra:
     # ---- FerretDB
     def start_ferretdb(self, timeout: float = 60.0) -> None:
         if self.db_backend not in ("postgresql", "sqlite"):
-            raise InfraError(f"PARCOURS_LOCAL_DB_BACKEND is {self.db_backend!r}: postgresql or sqlite")
+            raise InfraError(f"PARCOURS_LOCAL_DB_BACKEND is {self.db_backend!r}:"
+                             " postgresql or sqlite")
         if self.db_backend == "postgresql":
             self.start_postgres(timeout)
         if self.ferretdb.running():
@@ -620,7 +625,8 @@ class LocalInfra:
             if not self.ferretdb.running():
                 raise InfraError(f"FerretDB exited during start:\n{self.ferretdb.log_tail()}")
             try:
-                with MongoClient[dict[str, Any]](self.mongo_uri, serverSelectionTimeoutMS=500) as client:
+                with MongoClient[dict[str, Any]](self.mongo_uri,
+                                                 serverSelectionTimeoutMS=500) as client:
                     client.admin.command("ping")
                 return
             except Exception:
@@ -678,7 +684,7 @@ class LocalInfra:
     def service_health(self, name: str) -> str:
         url = f"http://127.0.0.1:{self.service_ports[name]}/health/ready"
         try:
-            with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310 - loopback only
+            with urllib.request.urlopen(url, timeout=2) as resp:  # loopback only
                 return "ready" if resp.status == 200 else f"http {resp.status}"
         except urllib.error.HTTPError as exc:
             return f"not ready ({exc.code})"

@@ -123,9 +123,11 @@ class RateLimiter:
 
 
 def _engagement(echeance: datetime) -> str:
-    return (f"Votre signalement est reçu. La Mission accompagnement santé s'engage à le prendre "
-            f"en charge sous {HANDOVER_HOURS} heures ouvrées, au plus tard le "
-            f"{echeance.astimezone(__import__('zoneinfo').ZoneInfo('Europe/Paris')):%d/%m/%Y à %H:%M}.")
+    return (
+        f"Votre signalement est reçu. La Mission accompagnement santé s'engage à le prendre "
+        f"en charge sous {HANDOVER_HOURS} heures ouvrées, au plus tard le "
+        f"{echeance.astimezone(__import__('zoneinfo').ZoneInfo('Europe/Paris')):%d/%m/%Y à %H:%M}."
+    )
 
 
 def _view(doc: dict[str, Any]) -> SignalementVue:

@@ -74,7 +74,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
 
     app = FastAPI(title="Parcours · signalement", version="1.0.0", lifespan=lifespan,
                   **auth.docs_kwargs(settings),
-                  description="Intake of life events and partners' referrals (portail partenaires).")
+                  description="Intake of life events and partners' referrals "
+                  "(portail partenaires).")
     app.state.ready_checks = ready_checks(broker)
     auth.install(app, settings)
     app.include_router(api.router(get_deps, get_audit))

@@ -48,7 +48,8 @@ log = get_logger("signalement")
 class Metrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.received = PromCounter("parcours_signalement_events_received_total",
-                                    "Life-event records taken from evenements-vie", registry=registry)
+                                    "Life-event records taken from evenements-vie",
+                                    registry=registry)
         self.accepted = PromCounter("parcours_signalement_events_accepted_total",
                                     "Life events accepted", ["evenement"], registry=registry)
         self.rejected = PromCounter("parcours_signalement_events_rejected_total",
@@ -117,7 +118,9 @@ def _headers(record: ConsumerRecord[Any, Any]) -> dict[str, bytes]:
 FLAG_READS_IN_FLIGHT = 16
 
 
-async def take_life_events(records: tuple[ConsumerRecord[Any, Any], ...], deps: Deps) -> BatchReport:
+async def take_life_events(
+    records: tuple[ConsumerRecord[Any, Any], ...], deps: Deps
+) -> BatchReport:
     """One batch of ``evenements-vie``: accepted ones downstream, the others to the rejects.
 
     The database work is batched (docs/performance.md): one insert of the claims, the
@@ -284,12 +287,14 @@ def _merge_flags(flags: PersonFlags, a: Accepted) -> PersonFlags:
     return PersonFlags(decede=decede, violences=violences)
 
 
-def _demande_event(demande: i.Demande, cause: CloudEvent[Any] | None, now: datetime) -> CloudEvent[Any]:
+def _demande_event(demande: i.Demande, cause: CloudEvent[Any] | None,
+                   now: datetime) -> CloudEvent[Any]:
     return new_event(type=i.DEMANDE, source=SOURCE, id=demande.demande_id, data=demande,
                      subject=demande.pseudonyme, time=now, cause=cause)
 
 
-def _coordonnees_event(c: i.Coordonnees, cause: CloudEvent[Any] | None, now: datetime) -> CloudEvent[Any]:
+def _coordonnees_event(c: i.Coordonnees, cause: CloudEvent[Any] | None,
+                       now: datetime) -> CloudEvent[Any]:
     eid = derive_id("coordonnees", c.pseudonyme, cause.id if cause else now.isoformat())
     return new_event(type=i.COORDONNEES, source=SOURCE, id=eid, data=c, subject=c.pseudonyme,
                      time=now, cause=cause)
@@ -326,7 +331,8 @@ def body_hash(body: dict[str, Any]) -> str:
 
 
 def new_reference(now: datetime, partner: str, idempotency_key: str | None) -> str:
-    seed = derive_id("signalement", partner, idempotency_key) if idempotency_key else uuid.uuid4().hex
+    seed = (derive_id("signalement", partner, idempotency_key) if idempotency_key
+            else uuid.uuid4().hex)
     return f"SIG-{now.astimezone(PARIS):%Y%m%d}-{seed.replace('-', '')[:10].upper()}"
 
 

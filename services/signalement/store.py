@@ -149,7 +149,9 @@ class SignalementStore:
     async def mark_referral_published(self, reference: str) -> None:
         await self.signalements.update_one({"_id": reference}, {"$set": {"publie": True}})
 
-    async def referrals_of(self, partenaire: str, skip: int, limit: int) -> tuple[int, list[dict[str, Any]]]:
+    async def referrals_of(
+        self, partenaire: str, skip: int, limit: int
+    ) -> tuple[int, list[dict[str, Any]]]:
         total = await self.signalements.count_documents({"partenaire": partenaire})
         cursor = (self.signalements.find({"partenaire": partenaire})
                   .sort("recu_le", -1).skip(skip).limit(limit))

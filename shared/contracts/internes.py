@@ -50,7 +50,9 @@ class Demande(Contract):
     demande_id: str
     pseudonyme: Pseudonyme
     origine: Literal["evenement-vie", "signalement"]
-    evenement: str = Field(..., description="Life-event name (retraite, deces, ...) or 'signalement'.")
+    evenement: str = Field(
+        ..., description="Life-event name (retraite, deces, ...) or 'signalement'."
+    )
     nature: Literal["initial", "correction", "annulation"] = "initial"
     demande_reference: str | None = Field(
         None, description="For a correction/retraction: the demande_id it concerns."

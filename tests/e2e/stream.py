@@ -151,7 +151,8 @@ async def effects(system: System) -> Effects:
     batch = Counter(entry["action_id"] for m in system.manifests() for entry in m["lettres"])
     emails = Counter(str(m["Message-ID"]) for m in (system.smtp.messages if system.smtp else []))
     # The provider delivers an Idempotency-Key once: one key per action is one SMS.
-    sms = Counter({str(k): 1 for k in {r["key"] for r in (system.sms.requests if system.sms else [])}})
+    sms = Counter({str(k): 1
+                   for k in {r["key"] for r in (system.sms.requests if system.sms else [])}})
     tasks = Counter(x["action_id"] for x in await tasks_of(system, "91"))
     return Effects(Counter({p: len(v) for p, v in demands.items()}), rejects, due,
                    Counter({a: len(v) for a, v in result_ids.items()}), statuts, letters, batch,

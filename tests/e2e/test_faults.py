@@ -1,7 +1,8 @@
 """Faults, with a count of expected effects before and after: services killed with SIGKILL in
 the middle of a stream of life events and restarted; one of two notification instances killed.
-(The broker and database restarts: test_infra_faults.py.) In every case: no life event lost (each becomes exactly
-one demand), every reject accounted for, no letter, e-mail, SMS or task duplicated.
+(The broker and database restarts: test_infra_faults.py.) In every case: no life event lost
+(each becomes exactly one demand), every reject accounted for, no letter, e-mail, SMS or task
+duplicated.
 
 Stream size: ``PARCOURS_E2E_STREAM`` (default 400 records, about 2 minutes here; 1000 passed
 in 343 s on the shared 2-core machine: notification fires about 3 actions a second on FerretDB).
@@ -94,7 +95,8 @@ async def test_each_service_killed_mid_stream_and_restarted_loses_and_duplicates
     await asyncio.to_thread(system.start, "reporting")
 
     after = await settled(system, len(stream.records))
-    print(f"\n{N} records in {time.monotonic() - t0:.0f}s: {after.summary()} {dict(after.by_channel)}")
+    print(f"\n{N} records in {time.monotonic() - t0:.0f}s: {after.summary()} "
+          f"{dict(after.by_channel)}")
     check(stream, after)
     assert after.letters and after.emails and after.tasks, "every kind of effect was exercised"
     await _reporting_caught_up(system)

@@ -95,7 +95,8 @@ async def test_separation_with_domestic_violence_gets_a_safe_contact_only(
 ) -> None:
     rng = random.Random(202)
     today = paris_today(platform)
-    assure = person(rng, date(today.year - 35, 6, 1), email=f"victime.{rng.randint(1, 9999)}@example.org")
+    assure = person(rng, date(today.year - 35, 6, 1),
+                    email=f"victime.{rng.randint(1, 9999)}@example.org")
     pseudo = platform.pseudonym(assure["nir"])
     letters_before, sms_before = set(platform.letters()), len(platform.sms.requests)
     await send_events(platform, life_event("separation", assure, today, event_id="caf-e2e-202",
@@ -215,7 +216,8 @@ async def test_a_partner_referral_becomes_a_task_with_its_48_hour_deadline_seen_
                                headers={"X-API-Key": key, "Idempotency-Key": "fiche-e2e-606"})
         assert resp.status_code == 202, resp.text
         ack = resp.json()
-        recu, echeance = datetime.fromisoformat(ack["recu_le"]), datetime.fromisoformat(ack["echeance"])
+        recu, echeance = (datetime.fromisoformat(ack["recu_le"]),
+                          datetime.fromisoformat(ack["echeance"]))
         assert echeance == add_business_hours(recu, 48)
         assert "48 heures ouvrées" in ack["engagement"]
 

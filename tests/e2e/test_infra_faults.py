@@ -1,6 +1,7 @@
 """Infrastructure faults, with a count of expected effects before and after: the Kafka broker
 restarted in the middle of a stream of life events, the database (FerretDB) restarted in the
-middle of one, and its storage (PostgreSQL) crashed in the middle of one. The four services run as processes and must come through on their own (no
+middle of one, and its storage (PostgreSQL) crashed in the middle of one. The four services run
+as processes and must come through on their own (no
 restart of theirs): no life event lost (each becomes exactly one demand), every reject
 accounted for, no letter, e-mail, SMS or task duplicated, nothing effected before the outage
 undone after it. Half the stream is fed before the outage (which comes in the middle of its

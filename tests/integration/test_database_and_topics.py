@@ -11,7 +11,9 @@ from shared.topics import ensure_topics, load_topics
 from tests.conftest import Endpoints
 
 
-async def test_a_second_insert_of_the_same_id_is_refused_with_duplicate_key_error(mongo: Any) -> None:
+async def test_a_second_insert_of_the_same_id_is_refused_with_duplicate_key_error(
+    mongo: Any,
+) -> None:
     col = mongo[f"t{uuid.uuid4().hex[:8]}"]["effets"]
     await col.insert_one({"_id": "action-1", "statut": "envoye"})
     with pytest.raises(DuplicateKeyError):

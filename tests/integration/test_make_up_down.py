@@ -10,7 +10,8 @@ from deploy.local.infra import SERVICES, LocalInfra, free_port, port_open
 from tests.support import ROOT
 
 
-def make(target: str, env: dict[str, str], timeout: float = 600) -> subprocess.CompletedProcess[str]:
+def make(target: str, env: dict[str, str],
+         timeout: float = 600) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["make", "-s", target], cwd=ROOT, env={**os.environ, **env},
                           capture_output=True, text=True, timeout=timeout, check=False)
 

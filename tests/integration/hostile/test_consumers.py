@@ -192,8 +192,8 @@ async def test_reporting_dead_letters_every_bad_record_on_its_topics_and_goes_on
 
 def _is_poison_status(value: bytes) -> bool:
     """Whether signalement's status feed must dead-letter it: not a JSON object (or one holding
-    a NUL), not a decision or an outcome, or a referral's one that is not the contract. A decision or an outcome of no
-    referral is not its business (reporting validates those)."""
+    a NUL), not a decision or an outcome, or a referral's one that is not the contract. A decision
+    or an outcome of no referral is not its business (reporting validates those)."""
     from shared.cloudevents import decode_json
 
     try:

@@ -44,10 +44,13 @@ def coordonnees(p: str, when: datetime, **extra: Any) -> i.Coordonnees:
     return i.Coordonnees(**values)
 
 
-def planned_event(a: i.ActionPlanifiee, now: datetime) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
+def planned_event(
+    a: i.ActionPlanifiee, now: datetime
+) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
     ev = new_event(type=i.ACTION_PLANIFIEE, source=ORIENTATION, id=a.action_id, data=a,
                    subject=a.pseudonyme, time=now)
-    return a.pseudonyme.encode(), ev.to_bytes(), [(k, v.encode()) for k, v in headers_for(ev).items()]
+    return (a.pseudonyme.encode(), ev.to_bytes(),
+            [(k, v.encode()) for k, v in headers_for(ev).items()])
 
 
 def cancelled_event(a: i.ActionPlanifiee, now: datetime, raison: str = "objectif-atteint"
@@ -56,16 +59,20 @@ def cancelled_event(a: i.ActionPlanifiee, now: datetime, raison: str = "objectif
                         raison=raison)
     ev = new_event(type=i.ACTION_ANNULEE, source=ORIENTATION,
                    id=derive_id("annulation", a.action_id), data=c, subject=a.pseudonyme, time=now)
-    return a.pseudonyme.encode(), ev.to_bytes(), [(k, v.encode()) for k, v in headers_for(ev).items()]
+    return (a.pseudonyme.encode(), ev.to_bytes(),
+            [(k, v.encode()) for k, v in headers_for(ev).items()])
 
 
 def coordonnees_event(c: i.Coordonnees) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
     ev = new_event(type=i.COORDONNEES, source=SIGNALEMENT, id=str(uuid.uuid4()), data=c,
                    subject=c.pseudonyme, time=c.maj_le)
-    return c.pseudonyme.encode(), ev.to_bytes(), [(k, v.encode()) for k, v in headers_for(ev).items()]
+    return (c.pseudonyme.encode(), ev.to_bytes(),
+            [(k, v.encode()) for k, v in headers_for(ev).items()])
 
 
-async def send_actions(settings: Any, *records: tuple[bytes, bytes, list[tuple[str, bytes]]]) -> None:
+async def send_actions(
+    settings: Any, *records: tuple[bytes, bytes, list[tuple[str, bytes]]]
+) -> None:
     await produce(settings.kafka_bootstrap_servers, settings.topic(topics.ACTIONS), list(records))
 
 

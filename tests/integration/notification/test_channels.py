@@ -41,15 +41,15 @@ def _text(path: Any) -> str:
     return " ".join(" ".join(page.extract_text() for page in pages).split())
 
 
-async def test_a_letter_is_a_valid_pdf_with_the_name_and_step_text_its_falc_differs_and_the_batch_lists_it_once(
+async def test_a_letter_is_a_valid_pdf_with_the_name_and_step_text_its_falc_differs_and_the_batch_lists_it_once(  # noqa: E501 - the test's name
     topics: str, make_settings: Any, mongo: Any, tmp_path: Any
 ) -> None:
     settings = _settings(make_settings, tmp_path)
     clock = ManualClock(START)
     p = pseudo()
     letter = action(p, NOW - timedelta(minutes=1))
-    generic = action(p, NOW - timedelta(minutes=1), modele="ald-suivi", parcours="affection-longue-duree",
-                     etape="axe2-suivi", canaux=["courrier"])
+    generic = action(p, NOW - timedelta(minutes=1), modele="ald-suivi",
+                     parcours="affection-longue-duree", etape="axe2-suivi", canaux=["courrier"])
     await send_coordonnees(settings, coordonnees(p, NOW))
     # The same action delivered twice (a redelivery): one letter.
     await send_actions(settings, planned_event(letter, NOW), planned_event(letter, NOW),
@@ -63,7 +63,8 @@ async def test_a_letter_is_a_valid_pdf_with_the_name_and_step_text_its_falc_diff
         day = NOW.date().isoformat()
         batch = (await http.get(f"/v1/lots-impression/{day}")).json()
     got = await results(settings)
-    assert sorted(g["data"]["action_id"] for g in got) == sorted([letter.action_id, generic.action_id])
+    assert (sorted(g["data"]["action_id"] for g in got)
+            == sorted([letter.action_id, generic.action_id]))
     assert {g["data"]["statut"] for g in got} == {"envoye"}
 
     folder = tmp_path / "letters" / day
@@ -90,7 +91,7 @@ async def test_a_letter_is_a_valid_pdf_with_the_name_and_step_text_its_falc_diff
     assert "Lefèvre" not in json.dumps(manifest) and "Lilas" not in json.dumps(manifest)
 
 
-async def test_the_print_batch_on_disk_lists_every_letter_of_a_burst_and_is_not_rewritten_per_letter(
+async def test_the_print_batch_on_disk_lists_every_letter_of_a_burst_and_is_not_rewritten_per_letter(  # noqa: E501 - the test's name
     topics: str, make_settings: Any, mongo: Any, tmp_path: Any
 ) -> None:
     """Six letters due at once: the day's manifest on disk lists the six, written by the
@@ -136,8 +137,10 @@ async def test_the_smtp_server_receives_exactly_one_message_per_email_action_eve
         settings = _settings(make_settings, tmp_path, notification_smtp_port=smtp.port)
         clock = ManualClock(START)
         p, q = pseudo(), pseudo()
-        a1 = action(p, NOW, kind="courrier", canaux=["email", "courrier"], modele="seniors-p1-information")
-        a2 = action(q, NOW, kind="courrier", canaux=["email", "courrier"], modele="ald-information-entree")
+        a1 = action(p, NOW, kind="courrier", canaux=["email", "courrier"],
+                    modele="seniors-p1-information")
+        a2 = action(q, NOW, kind="courrier", canaux=["email", "courrier"],
+                    modele="ald-information-entree")
         await send_coordonnees(settings, coordonnees(p, NOW),
                                coordonnees(q, NOW, email="marcel.dupuis@example.org", nom="Dupuis",
                                            prenom="Marcel"))
@@ -195,7 +198,7 @@ async def test_one_sms_per_action_even_when_the_send_is_retried_after_a_crash(
     assert [(g["data"]["statut"], g["data"]["canal"]) for g in got] == [("envoye", "sms")]
 
 
-async def test_a_crash_after_publishing_an_outcome_publishes_the_same_outcome_again_and_no_second_letter(
+async def test_a_crash_after_publishing_an_outcome_publishes_the_same_outcome_again_and_no_second_letter(  # noqa: E501 - the test's name
     topics: str, make_settings: Any, mongo: Any, tmp_path: Any
 ) -> None:
     # The window: the outcome is on the topic, the action not yet closed. The timer fires again

@@ -108,7 +108,7 @@ async def test_safety_veto_and_objection_stop_letters_and_sms_and_the_reason_is_
             assert secret not in logs, f"personal data in the logs: {secret}"
 
 
-async def test_agents_claim_a_phone_task_record_its_outcome_see_overdue_ones_and_the_outcome_is_published(
+async def test_agents_claim_a_phone_task_record_its_outcome_see_overdue_ones_and_the_outcome_is_published(  # noqa: E501 - the test's name
     topics: str, make_settings: Any, mongo: Any, tmp_path: Any
 ) -> None:
     settings = _settings(make_settings, tmp_path)
@@ -144,7 +144,8 @@ async def test_agents_claim_a_phone_task_record_its_outcome_see_overdue_ones_and
         assert (await http.post(f"/v1/taches/{task}/prise", headers=AGENT_A)).status_code == 200
         taken = await http.post(f"/v1/taches/{task}/prise", headers=AGENT_B)
         assert taken.status_code == 409 and taken.json()["erreur"] == "tache-deja-prise"
-        other = await http.post(f"/v1/taches/{task}/issue", headers=AGENT_B, json={"issue": "joint"})
+        other = await http.post(f"/v1/taches/{task}/issue", headers=AGENT_B,
+                                json={"issue": "joint"})
         assert other.status_code == 409
 
         clock.set(NOW + timedelta(hours=3))  # the older referral is now overdue

@@ -19,7 +19,7 @@ MisAS: N = 5 accompaniments (D1 D2 D3 D5 D7), A = 2, I = 3, B = 2:
 0.7 × 2/5 + 0.3 × 2/3 = 0.28 + 0.2 = 0.48.
 Drop-off: 6 closed, objectif-atteint 1, plan-termine 1, without outcome 4: 0.6667.
 Relevance: ccas 3 accompaniments / 4 referrals = 0.75; ml 2 / 3 = 0.6667.
-"""
+"""  # noqa: E501 - the table of the scenarios
 
 from __future__ import annotations
 

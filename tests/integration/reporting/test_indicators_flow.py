@@ -28,7 +28,7 @@ async def publish(settings: Any, events: scenarios.Events) -> int:
     return n
 
 
-async def caught_up(http: Any, expected: dict[str, int], timeout: float = 120) -> dict[str, Any]:
+async def caught_up(http: Any, expected: dict[str, int], timeout: float = 120) -> dict[str, Any]:  # noqa: ASYNC109 - passed on to eventually()
     """Until reporting's groups have committed every record (expected = records per topic)."""
 
     async def check() -> Any:

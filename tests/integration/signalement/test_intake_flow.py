@@ -12,7 +12,6 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import OffsetAndMetadata, TopicPartition
 
 from services.signalement.app import create_app
-from shared import topics
 from shared.clock import ManualClock
 from shared.kafka import H_CODE
 from tests.inputs import CT, mixed_records, valid_event
@@ -36,9 +35,11 @@ async def test_every_record_is_accepted_or_rejected_with_its_code_and_none_disap
     async with running(app):
         await produce(settings.kafka_bootstrap_servers, settings.topic("evenements-vie"),
                       [(f"k{n}".encode(), v, h) for n, (v, h, _) in enumerate(records)])
-        rejets = await read_all(settings.kafka_bootstrap_servers, settings.topic("evenements-vie.rejets"),
+        rejets = await read_all(settings.kafka_bootstrap_servers,
+                                settings.topic("evenements-vie.rejets"),
                                 expect=sum(expected_rejects.values()), timeout=60)
-        demandes = await read_all(settings.kafka_bootstrap_servers, settings.topic("parcours.demandes"),
+        demandes = await read_all(settings.kafka_bootstrap_servers,
+                                  settings.topic("parcours.demandes"),
                                   expect=expected_valid, timeout=60)
     assert len(demandes) + len(rejets) == len(records), "accepted + rejected = received"
     assert Counter(dict(r.headers)[H_CODE].decode() for r in rejets) == expected_rejects
@@ -70,7 +71,7 @@ async def _rewind_group(bootstrap: str, group: str, topic: str) -> None:
     try:
         parts = consumer.partitions_for_topic(topic) or set()
         if not parts:
-            await consumer._client.force_metadata_update()  # noqa: SLF001
+            await consumer._client.force_metadata_update()
             parts = consumer.partitions_for_topic(topic) or set()
         tps = [TopicPartition(topic, p) for p in parts]
         consumer.assign(tps)
@@ -123,9 +124,11 @@ async def test_one_life_event_from_two_sources_makes_one_demand_recording_both(
     app = create_app(settings, clock=ManualClock(NOW))
     async with running(app):
         await produce(settings.kafka_bootstrap_servers, settings.topic("evenements-vie"),
-                      [(b"a", json.dumps(event).encode(), [CT]), (b"b", json.dumps(other).encode(), [CT])])
+                      [(b"a", json.dumps(event).encode(), [CT]),
+                       (b"b", json.dumps(other).encode(), [CT])])
         await eventually(lambda: _count(app, 2), timeout=60)
-        demandes = await read_all(settings.kafka_bootstrap_servers, settings.topic("parcours.demandes"))
+        demandes = await read_all(settings.kafka_bootstrap_servers,
+                                  settings.topic("parcours.demandes"))
         assert len(demandes) == 1
         demande_id = json.loads(demandes[0].value)["data"]["demande_id"]
         stored = await app.state.deps.store.demand(demande_id)
@@ -157,14 +160,17 @@ async def test_corrections_and_retractions_are_passed_on_as_such(
         rejets = await read_all(settings.kafka_bootstrap_servers,
                                 settings.topic("evenements-vie.rejets"), expect=1)
         coordonnees = await read_all(settings.kafka_bootstrap_servers,
-                                     settings.topic(topics_name := "personnes.coordonnees"), expect=4)
+                                     settings.topic(topics_name := "personnes.coordonnees"),
+                                     expect=4)
     by_nature = {json.loads(d.value)["data"]["nature"] + json.loads(d.value)["data"]["evenement"]:
                  json.loads(d.value)["data"] for d in demandes}
     first = by_nature["initialretraite"]
     assert by_nature["correctionretraite"]["demande_reference"] == first["demande_id"]
     assert by_nature["correctionretraite"]["date_effet"] == "2026-03-01"
-    assert by_nature["annulationdeces"]["demande_reference"] == by_nature["initialdeces"]["demande_id"]
+    assert (by_nature["annulationdeces"]["demande_reference"]
+            == by_nature["initialdeces"]["demande_id"])
     assert dict(rejets[0].headers)[H_CODE] == b"correction.reference-inconnue"
     last_for_deceased = [json.loads(c.value)["data"] for c in coordonnees
-                         if json.loads(c.value)["data"]["pseudonyme"] == by_nature["initialdeces"]["pseudonyme"]]
+                         if json.loads(c.value)["data"]["pseudonyme"]
+                         == by_nature["initialdeces"]["pseudonyme"]]
     assert [c["decede"] for c in last_for_deceased] == [True, False], topics_name

@@ -62,7 +62,8 @@ async def test_a_referral_is_acknowledged_with_its_48_business_hour_deadline_and
     assert "48 heures ouvrées" in ack["engagement"] and ack["statut"] == "recu"
     assert ack["reference"].startswith("SIG-")
     demande = json.loads(demandes[0].value)["data"]
-    assert demande["origine"] == "signalement" and demande["signalement"]["reference"] == ack["reference"]
+    assert (demande["origine"] == "signalement"
+            and demande["signalement"]["reference"] == ack["reference"])
     assert demande["detecteur"] == {"type": "ccas", "identifiant": "ccas-evry"}
     assert "Lemoinebert" not in demandes[0].value.decode()
 
@@ -78,7 +79,8 @@ async def test_a_retried_post_with_the_same_idempotency_key_returns_the_same_ref
         first = await http.post("/v1/signalements", json=fiche(), headers=headers)
         second = await http.post("/v1/signalements", json=fiche(), headers=headers)
         conflict = await http.post("/v1/signalements", json=fiche(seed=2), headers=headers)
-        demandes = await read_all(settings.kafka_bootstrap_servers, settings.topic("parcours.demandes"))
+        demandes = await read_all(settings.kafka_bootstrap_servers,
+                                  settings.topic("parcours.demandes"))
     assert first.status_code == second.status_code == 202
     assert first.json()["reference"] == second.json()["reference"]
     assert len(demandes) == 1, "a retried POST makes no second demand"
@@ -91,7 +93,8 @@ async def test_a_partner_sees_only_its_own_referrals(topics: str, make_settings:
     async with running(app) as http:
         a = await add_partner(app, "ccas-a")
         b = await add_partner(app, "mission-locale-b", "mission-locale")
-        ref_a = (await http.post("/v1/signalements", json=fiche(3), headers={"X-API-Key": a})).json()
+        ref_a = (await http.post("/v1/signalements", json=fiche(3),
+                                 headers={"X-API-Key": a})).json()
         for seed in (4, 5):
             await http.post("/v1/signalements", json=fiche(seed), headers={"X-API-Key": b})
         own = await http.get(f"/v1/signalements/{ref_a['reference']}", headers={"X-API-Key": a})
@@ -138,21 +141,24 @@ async def test_the_status_history_shows_what_orientation_and_notification_publis
     app = create_app(settings, clock=ManualClock(FRIDAY_EVENING))
     async with running(app) as http:
         key = await add_partner(app, "ccas-d")
-        ack = (await http.post("/v1/signalements", json=fiche(6), headers={"X-API-Key": key})).json()
+        ack = (await http.post("/v1/signalements", json=fiche(6),
+                               headers={"X-API-Key": key})).json()
         ref = ack["reference"]
         decision = new_event(type=i.DECISION, source="urn:orientation", id="dec-1", data=i.Decision(
             decision_id="dec-1", pseudonyme="k1-x", demande_id="d", dossier_id="c1",
             parcours="renoncement-aux-soins", statut="ouvert", catalogue_version="1",
             explication=["Parcours Renoncement aux soins ouvert"], reference_signalement=ref))
-        resultat = new_event(type=i.RESULTAT, source="urn:notification", id="res-1", data=i.Resultat(
-            resultat_id="res-1", pseudonyme="k1-x", action_id="a1", dossier_id="c1",
-            parcours="renoncement-aux-soins", statut="appel", issue_appel="rendez-vous-pris",
-            survenu_le=FRIDAY_EVENING, reference_signalement=ref))
+        resultat = new_event(
+            type=i.RESULTAT, source="urn:notification", id="res-1", data=i.Resultat(
+                resultat_id="res-1", pseudonyme="k1-x", action_id="a1", dossier_id="c1",
+                parcours="renoncement-aux-soins", statut="appel", issue_appel="rendez-vous-pris",
+                survenu_le=FRIDAY_EVENING, reference_signalement=ref))
         broker = app.state.broker
 
         def history_of(n: int) -> Any:
             async def check() -> list[dict[str, Any]] | None:
-                body = (await http.get(f"/v1/signalements/{ref}", headers={"X-API-Key": key})).json()
+                body = (await http.get(f"/v1/signalements/{ref}",
+                                       headers={"X-API-Key": key})).json()
                 return body["historique"] if len(body["historique"]) >= n else None
             return check
 

@@ -35,7 +35,9 @@ def test_derived_ids_are_deterministic_and_distinct() -> None:
         derive_id("action")
 
 
-def test_settings_come_from_the_environment_with_one_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_settings_come_from_the_environment_with_one_prefix(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("PARCOURS_KAFKA_BOOTSTRAP_SERVERS", "k:1")
     monkeypatch.setenv("PARCOURS_SERVICE_NAME", "orientation")
     monkeypatch.setenv("PARCOURS_TOPIC_PREFIX", "x.")

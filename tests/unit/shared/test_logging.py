@@ -12,17 +12,21 @@ PERSON = {
     "nir": NIR,
     "nom": "Dupontel",
     "prenom": "Albertine",
-    "adresse": {"ligne1": "12 impasse des Glycines", "code_postal": "17300", "commune": "Rochefort"},
+    "adresse": {"ligne1": "12 impasse des Glycines", "code_postal": "17300",
+                "commune": "Rochefort"},
     "telephone": "06 12 34 56 78",
     "email": "albertine.dupontel@example.org",
 }
 SECRETS = [NIR, "Dupontel", "Albertine", "Glycines", "06 12 34 56 78", "albertine.dupontel"]
 
 
-def test_logging_a_person_prints_none_of_their_personal_data(capsys: pytest.CaptureFixture[str]) -> None:
+def test_logging_a_person_prints_none_of_their_personal_data(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     configure_logging("INFO", json_logs=True)
     bind_message_context(correlationid="corr-1")
-    get_logger("test").info("demande reçue", data=PERSON, note=f"NIR {NIR[:1]} {NIR[1:3]} {NIR[3:5]} "
+    get_logger("test").info("demande reçue", data=PERSON,
+                            note=f"NIR {NIR[:1]} {NIR[1:3]} {NIR[3:5]} "
                             f"{NIR[5:7]} {NIR[7:10]} {NIR[10:13]} {NIR[13:]} appelle le 0612345678")
     logging.getLogger("aiokafka.test").warning("payload %s", json.dumps(PERSON))
     err = capsys.readouterr().err

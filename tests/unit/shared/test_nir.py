@@ -55,7 +55,8 @@ def test_corsica_key_uses_19_and_18() -> None:
 KEY = b"a-secret-key-of-32-bytes-exactly"
 
 
-@given(st.from_regex(r"[12][0-9]{2}(0[1-9]|1[0-2])(0[1-9]|[1-8][0-9]|9[0-5])[0-9]{6}", fullmatch=True))
+@given(st.from_regex(r"[12][0-9]{2}(0[1-9]|1[0-2])(0[1-9]|[1-8][0-9]|9[0-5])[0-9]{6}",
+                     fullmatch=True))
 def test_the_pseudonym_is_stable_keyed_and_never_the_nir(first13: str) -> None:
     nir = with_key(first13)
     assert stdnum_nir.is_valid(nir)

@@ -14,7 +14,7 @@ from shared.retention import stop_task
 
 async def test_a_loop_that_honours_cancellation_is_stopped_and_awaited() -> None:
     async def loop() -> None:
-        while True:
+        while True:  # noqa: ASYNC110 - a loop that only waits to be cancelled
             await asyncio.sleep(0.01)
 
     task = asyncio.create_task(loop())

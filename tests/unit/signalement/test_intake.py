@@ -19,7 +19,9 @@ def _headers(h: list[tuple[str, bytes]]) -> dict[str, bytes]:
 
 @settings(max_examples=300, deadline=None)
 @given(st.randoms(use_true_random=False), st.integers(1, 30))
-def test_every_record_is_accepted_or_rejected_with_its_expected_code(rng: random.Random, n: int) -> None:
+def test_every_record_is_accepted_or_rejected_with_its_expected_code(
+    rng: random.Random, n: int
+) -> None:
     for value, headers, expected in mixed_records(rng, n):
         try:
             accepted = accept(value, _headers(headers), TODAY)
