@@ -20,8 +20,9 @@ else the local ones of `make up`), with a fresh topic prefix and fresh databases
    idempotent, offsets committed after the acknowledgements), nothing else;
 6. drops the databases and deletes the topics.
 
-CPU seconds and peak RSS come from /proc (psutil) for each service process; memory is also
-sampled during the run to show whether it grows with N.
+CPU seconds and peak RSS come from /proc (psutil) for each service process, with its own
+child processes (notification's letter renderers); memory is also sampled during the run to
+show whether it grows with N.
 """
 
 from __future__ import annotations
@@ -347,9 +348,17 @@ async def sample(pids: dict[str, int], stats: dict[str, ProcStats], stop: asynci
     while not stop.is_set():
         for name, p in handles.items():
             with contextlib.suppress(psutil.Error):
-                stats[name].rss_samples_mb.append(p.memory_info().rss / 2**20)
+                rss = sum(q.memory_info().rss for q in _with_children(p))
+                stats[name].rss_samples_mb.append(rss / 2**20)
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(stop.wait(), 1.0)
+
+
+def _with_children(p: psutil.Process) -> list[psutil.Process]:
+    """A service's process and its own (notification's letter renderers): they count as its."""
+    with contextlib.suppress(psutil.Error):
+        return [p, *p.children(recursive=True)]
+    return [p]
 
 
 def infra_cpu() -> dict[str, float]:
@@ -375,11 +384,13 @@ def infra_cpu() -> dict[str, float]:
 def finish_stats(pids: dict[str, int], stats: dict[str, ProcStats]) -> None:
     for name, pid in pids.items():
         with contextlib.suppress(psutil.Error, OSError):
-            t = psutil.Process(pid).cpu_times()
-            stats[name].cpu_s = t.user + t.system
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    stats[name].peak_rss_mb = int(line.split()[1]) / 1024
+            procs = _with_children(psutil.Process(pid))
+            stats[name].cpu_s = sum(t.user + t.system for t in (q.cpu_times() for q in procs))
+            stats[name].peak_rss_mb = 0.0
+            for q in procs:  # the sum of each one's peak: an upper bound of their peak together
+                for line in Path(f"/proc/{q.pid}/status").read_text().splitlines():
+                    if line.startswith("VmHWM:"):
+                        stats[name].peak_rss_mb += int(line.split()[1]) / 1024
 
 
 def start_profiles(pids: dict[str, int], seconds: int, out: Path) -> list[Any]:

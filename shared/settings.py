@@ -118,6 +118,10 @@ class Settings(BaseSettings):
         4, ge=1, description="notification: how many persons' due actions are fired at once "
         "(one person's always one after the other)."
     )
+    notification_render_processes: int = Field(
+        1, ge=0, description="notification: worker processes that render the letters' PDFs "
+        "(beside the service's event loop, on another core); 0: in a thread of the service."
+    )
     notification_contact_window_start: time = Field(
         time(9, 0), description="notification: first minute (Paris) at which SMS and calls are "
         "allowed."

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -13,6 +14,7 @@ from prometheus_client import CollectorRegistry
 from services.notification import api, handlers
 from services.notification.channels import EmailSender, HttpSmsSender, SmsSender, SmtpEmailSender
 from services.notification.gauges import StoreGauges
+from services.notification.letters import Renderer
 from services.notification.retention import purge
 from services.notification.scheduler import Ownership, Scheduler
 from services.notification.service import Deps, Metrics, fire, policy_from
@@ -70,7 +72,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
         deps = Deps(settings=s, store=store, clock=clock or clock_from_settings(s.clock_file),
                     broker=broker, templates=templates, email=email_sender, sms=sms_sender,
                     metrics=metrics, policy=policy_from(s), letters_dir=s.data_dir / "letters",
-                    raw=raw, fault=fault)
+                    raw=raw, fault=fault,
+                    renderer=Renderer(s.notification_render_processes))
         scheduler = Scheduler(
             ownership,
             due=lambda parts: store.due_timers(parts, deps.clock.now(),
@@ -100,6 +103,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
             await purger.stop()
             await scheduler.stop()
             await deps.manifests.stop(deps)
+            await asyncio.to_thread(deps.renderer.close)
             await broker.stop()
             await raw.stop()
             if isinstance(sms_sender, HttpSmsSender):

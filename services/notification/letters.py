@@ -16,11 +16,18 @@ in the PDF, read through the envelope window).
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import hashlib
 import io
 import json
+import multiprocessing
 import os
+import signal
+import threading
+import time
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -34,6 +41,7 @@ from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import mm
 from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
+from services.notification.channels import TransientSendError
 from services.notification.templates import Text
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -152,6 +160,67 @@ def write_letter(root: Path, letter: Letter) -> StoredLetter:
         sums.append(hashlib.sha256(pdf).hexdigest())
         pages.append(count)
     return StoredLetter(day, tuple(files), tuple(sums), tuple(pages))
+
+
+class Renderer:
+    """Where letters are rendered (two PDFs: pure CPU, about 14 ms a letter here).
+
+    ``processes`` > 0: in that many worker processes, started at the first letter. The
+    rendering then runs beside the service's event loop, on another core, instead of holding
+    its interpreter lock (with ``asyncio.to_thread`` the loop's other firings, consumers and
+    HTTP requests waited behind each letter); and a letter that kills its worker (memory, a
+    crash of the library) fails its own attempt, as a transient failure retried later and
+    reported failed after the attempts allowed, instead of taking the service down. ``0``: in
+    a thread of the service (tests, or a machine with one core)."""
+
+    def __init__(self, processes: int = 0) -> None:
+        self.processes = processes
+        self._pool: ProcessPoolExecutor | None = None
+
+    async def write(self, root: Path, letter: Letter) -> StoredLetter:
+        if self.processes <= 0:
+            return await asyncio.to_thread(write_letter, root, letter)
+        pool = self._pool or self._start()
+        try:
+            return await asyncio.get_running_loop().run_in_executor(pool, write_letter, root,
+                                                                    letter)
+        except BrokenProcessPool:
+            if self._pool is pool:  # the next letter gets a new pool
+                self._pool = None
+                pool.shutdown(wait=False, cancel_futures=True)
+            raise TransientSendError("letter renderer process lost") from None
+
+    def _start(self) -> ProcessPoolExecutor:
+        # spawn: a fresh interpreter, not a fork of a process that runs threads and an event
+        # loop (the service's entry point keeps the ``__main__`` guard: uvicorn's does)
+        self._pool = ProcessPoolExecutor(self.processes,
+                                         mp_context=multiprocessing.get_context("spawn"),
+                                         initializer=_die_with, initargs=(os.getpid(),))
+        return self._pool
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+
+def _die_with(parent: int) -> None:
+    """In a worker: end when the service ends, even killed (SIGKILL leaves no time to stop
+    the pool, and an orphan worker would wait for letters forever). Linux's parent-death
+    signal; elsewhere a thread that watches the parent."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        if os.getppid() != parent:  # it died before the call
+            os._exit(0)
+    except (OSError, AttributeError):
+        def watch() -> None:
+            while os.getppid() == parent:
+                time.sleep(1.0)
+            os._exit(0)
+
+        threading.Thread(target=watch, daemon=True, name="parent-watch").start()
 
 
 def write_manifest(root: Path, day: str, letters: list[dict[str, Any]]) -> Path:

@@ -91,6 +91,7 @@ class Deps:
     hint: Callable[[datetime], None] = lambda due: None  # a timer due then was written
     fault: Any = None  # tests: a callable(step, action_id) that may raise to simulate a crash
     manifests: Manifests = field(default_factory=lambda: Manifests())
+    renderer: letters.Renderer = field(default_factory=letters.Renderer)
 
 
 def policy_from(s: Settings) -> rules.Policy:
@@ -333,7 +334,7 @@ async def _effect(action: i.ActionPlanifiee, choice: rules.Send, coord: i.Coordo
             when=now, text=text.letter, falc=text.falc, signature=s.notification_signature,
             reference=action.action_id[:8].upper(),
         )
-        stored = await asyncio.to_thread(letters.write_letter, deps.letters_dir, letter)
+        stored = await deps.renderer.write(deps.letters_dir, letter)
         await deps.store.save_letter({"_id": action.action_id, "jour": stored.day,
                                       "fichiers": list(stored.files), "sha256": list(stored.sha256),
                                       "pages": list(stored.pages), "parcours": action.parcours,
