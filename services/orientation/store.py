@@ -25,7 +25,8 @@ Acknowledgements are not written into the person's document: on FerretDB (SQLite
 update by ``_id`` scans the whole collection (docs/adr/0007-ferretdb-write-cost.md), and
 this one happened for every input. ``publie`` *inserts* a marker into ``publies``
 (``_id`` = person, version, cause); ``charger`` drops from the outbox the causes acknowledged
-at the document's version (one read by ``_id`` per cause still in it).
+at the document's version (one read by ``_id`` per cause still in it, unless this instance
+stored that marker lately: it remembers the last 50,000).
 
 A batch's persons presumed new (their first input is a demand) are stored by one
 ``insert_many`` of their first documents, whose duplicate-key errors tell who was already
@@ -112,11 +113,23 @@ def contexte_de(doc: dict[str, Any]) -> PersonContext:
 
 
 class OrientationStore:
-    def __init__(self, client: AsyncMongoClient[Any], database: str) -> None:
+    def __init__(self, client: AsyncMongoClient[Any], database: str,
+                 remembered: int = 50_000) -> None:
         self.db = client[database]
         self.personnes = self.db["personnes"]
         self.publies = self.db["publies"]
         self.connus = self.db["connus"]  # written by earlier versions; retention empties it
+        # The acknowledgement markers this instance stored lately (insertion order, the oldest
+        # forgotten first): a person's next input finds its outbox acknowledged without a read
+        # per cause. A marker is never deleted, so one remembered is one stored.
+        self._acquittes: dict[str, None] = {}
+        self._retenus = remembered
+
+    def _retenir(self, marques: list[str]) -> None:
+        for marque in marques:
+            self._acquittes[marque] = None
+        for _ in range(len(self._acquittes) - self._retenus):
+            del self._acquittes[next(iter(self._acquittes))]
 
     async def charger(self, pseudonyme: str) -> EtatPersonne:
         """The person's state; an empty context (version 0) for someone never seen."""
@@ -135,7 +148,9 @@ class OrientationStore:
 
     async def publies_nouveaux(self, causes: list[tuple[str, str]]) -> None:
         """The broker acknowledged these (pseudonym, cause) of version-1 documents."""
-        await insert_new(self.publies, [{"_id": _marque(p, 1, c)} for p, c in causes])
+        marques = [_marque(p, 1, c) for p, c in causes]
+        await insert_new(self.publies, [{"_id": m} for m in marques])
+        self._retenir(marques)
 
     async def trouver(self, pseudonyme: str) -> EtatPersonne | None:
         doc = await self.personnes.find_one({"_id": pseudonyme})
@@ -146,7 +161,8 @@ class OrientationStore:
         reste = []
         for attente in etat.a_publier:
             marque = _marque(etat.contexte.pseudonyme, etat.version, attente.cause)
-            if await self.publies.find_one({"_id": marque}) is None:
+            if marque not in self._acquittes and await self.publies.find_one(
+                    {"_id": marque}) is None:
                 reste.append(attente)
         if len(reste) == len(etat.a_publier):
             return etat
@@ -177,11 +193,12 @@ class OrientationStore:
         """
         reste = tuple(e for e in etat.a_publier if e.cause != cause)
         if reste != etat.a_publier:
+            marque = _marque(etat.contexte.pseudonyme, etat.version, cause)
             try:
-                await self.publies.insert_one(
-                    {"_id": _marque(etat.contexte.pseudonyme, etat.version, cause)})
+                await self.publies.insert_one({"_id": marque})
             except DuplicateKeyError:
                 pass  # a redelivery acknowledged it already
+            self._retenir([marque])
         return EtatPersonne(contexte=etat.contexte, version=etat.version, a_publier=reste)
 
 
