@@ -1,5 +1,8 @@
-"""Retention in orientation: a person's cases are deleted once every case is closed and the
-retention of each case's parcours has passed since it closed (shared/retention.py).
+"""Orientation's periodic job: the cases past their parcours' maximum duration are closed
+(``service.expirer_dossiers``: their pending actions cancelled, the decision published), and
+a person's cases are deleted once every case is closed and the retention of each case's
+parcours has passed since it closed (shared/retention.py). Without the first, a case whose
+person sends nothing more would stay open, and its person would never be purged.
 
 The periodic job scans ``personnes`` (a rare job: on FerretDB any non-``_id`` filter scans
 anyway) and deletes by ``_id``: the person's document, and their ``connus`` entry, which
@@ -13,9 +16,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from services.orientation.service import Deps
+from faststream.exceptions import NackMessage
+
+from services.orientation.rules import expirer
+from services.orientation.service import Deps, expirer_dossiers
 from services.orientation.store import contexte_de
+from shared.logging import get_logger
 from shared.retention import retention
+
+log = get_logger("orientation")
 
 
 def purgeable(doc: dict[str, Any], deps: Deps, now: datetime) -> bool:
@@ -32,8 +41,20 @@ def purgeable(doc: dict[str, Any], deps: Deps, now: datetime) -> bool:
 
 async def purge(deps: Deps) -> int:
     store, now = deps.store, deps.clock.now()
-    n = 0
-    async for doc in store.personnes.find({}, {"_id": 1, "contexte": 1, "a_publier": 1}):
+    n = expired = 0
+    async for doc in store.personnes.find({}, {"_id": 1, "version": 1, "contexte": 1,
+                                               "a_publier": 1}):
+        # a closing by an earlier run (no message caused it) whose messages the broker never
+        # acknowledged: no input will bring this person back, so this job publishes them
+        unpublished = [not await store.acquitte(doc["_id"], int(doc.get("version", 0)), e["cause"])
+                       for e in doc.get("a_publier", ()) if e.get("evenement") is None]
+        if any(unpublished) or expirer(contexte_de(doc), deps.catalogue, now).dossiers_clos:
+            try:
+                outcome = await expirer_dossiers(doc["_id"], deps)
+            except NackMessage:  # the person's consumer kept writing: the next run
+                outcome = None
+            expired += len(outcome.dossiers_clos) if outcome else 0
+            continue  # closed now: its retention starts now
         if not purgeable(doc, deps, now):
             continue
         pseudonyme = doc["_id"]
@@ -42,4 +63,6 @@ async def purge(deps: Deps) -> int:
             continue
         n += (await store.personnes.delete_one({"_id": pseudonyme})).deleted_count
         await store.connus.delete_one({"_id": pseudonyme})
+    if expired:
+        log.info("dossiers clos, durée maximale dépassée", nombre=expired)
     return n

@@ -44,7 +44,14 @@ from faststream.kafka import KafkaBroker
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from services.orientation.catalogue import Catalogue
-from services.orientation.rules import Outcome, PersonContext, decide, on_result, rejouer
+from services.orientation.rules import (
+    Outcome,
+    PersonContext,
+    decide,
+    expirer,
+    on_result,
+    rejouer,
+)
 from services.orientation.store import (
     ConflitEcriture,
     EnAttente,
@@ -276,8 +283,38 @@ def _attendre_type(event: CloudEvent[Any], attendu: str) -> None:
         raise TypeInattendu(f"type {event.type!r} on this topic, expected {attendu!r}")
 
 
-async def _traiter(pseudonyme: str, cause: str, event: CloudEvent[Any], deps: Deps, kind: str,
-                   decider: Callable[[PersonContext, datetime], Outcome]) -> Outcome:
+async def expirer_dossiers(pseudonyme: str, deps: Deps) -> Outcome | None:
+    """Close the person's cases past their parcours' maximum duration (``rules.expirer``),
+    their pending actions cancelled: the periodic job's part of what an input would have done
+    (a case whose person sends nothing more would stay open, its person never purged).
+
+    Stored and published like an input's outcome, under a cause derived from the cases it
+    closes: a job repeated, or run by two instances at once, finds that cause in the journal
+    (the same messages again, with the same ids). None when nothing is to close."""
+    etat = await deps.store.charger(pseudonyme)
+    if any(e.evenement is None for e in etat.a_publier):
+        # an earlier run stored its closing but stopped before the broker acknowledged it: no
+        # message will bring this person back, so publish it now (the same ids)
+        etat = await _vider_outbox(etat, deps, sauf="")
+    sonde = expirer(etat.contexte, deps.catalogue, deps.clock.now())
+    nouvelles = sonde.contexte.journal.keys() - etat.contexte.journal.keys()
+    if not nouvelles:
+        return None
+    (cause,) = nouvelles
+
+    def decider(contexte: PersonContext, now: datetime) -> Outcome:
+        if cause in contexte.journal:  # already closed by an earlier run: publish again
+            return Outcome(contexte=contexte, rejoue=True)
+        outcome = expirer(contexte, deps.catalogue, now)
+        if cause not in outcome.contexte.journal:  # the cases changed since: the next run
+            return Outcome(contexte=contexte, rejoue=True)
+        return outcome
+
+    return await _traiter(pseudonyme, cause, None, deps, "expiration", decider)
+
+
+async def _traiter(pseudonyme: str, cause: str, event: CloudEvent[Any] | None, deps: Deps,
+                   kind: str, decider: Callable[[PersonContext, datetime], Outcome]) -> Outcome:
     for _ in range(CONFLICT_ATTEMPTS):
         now = deps.clock.now()
         etat = await deps.store.charger(pseudonyme)
@@ -290,7 +327,8 @@ async def _traiter(pseudonyme: str, cause: str, event: CloudEvent[Any], deps: De
             if attente is not None:
                 await _publier(etat, outcome, attente, deps)
             return outcome
-        attente = EnAttente(cause, event.id, event.correlationid or event.id)
+        attente = (EnAttente(cause, event.id, event.correlationid or event.id) if event
+                   else EnAttente(cause))  # the periodic job: no message caused it
         try:
             etat = await deps.store.enregistrer(
                 etat, outcome.contexte,

@@ -160,13 +160,16 @@ class OrientationStore:
         """The state without the outbox entries acknowledged at its version."""
         reste = []
         for attente in etat.a_publier:
-            marque = _marque(etat.contexte.pseudonyme, etat.version, attente.cause)
-            if marque not in self._acquittes and await self.publies.find_one(
-                    {"_id": marque}) is None:
+            if not await self.acquitte(etat.contexte.pseudonyme, etat.version, attente.cause):
                 reste.append(attente)
         if len(reste) == len(etat.a_publier):
             return etat
         return EtatPersonne(contexte=etat.contexte, version=etat.version, a_publier=tuple(reste))
+
+    async def acquitte(self, pseudonyme: str, version: int, cause: str) -> bool:
+        """Whether the broker acknowledged the messages of ``cause`` stored at ``version``."""
+        marque = _marque(pseudonyme, version, cause)
+        return marque in self._acquittes or await self.publies.find_one({"_id": marque}) is not None
 
     async def enregistrer(self, avant: EtatPersonne, contexte: PersonContext,
                           a_publier: tuple[EnAttente, ...], now: datetime) -> EtatPersonne:
