@@ -101,7 +101,8 @@ def _deps(store: RacingStore, email: CountingEmail, tmp_path: Path) -> service.D
         letters_dir=tmp_path, raw=None)  # type: ignore[arg-type]
 
 
-async def test_two_simultaneous_firings_of_one_timer_send_one_email(tmp_path: Path) -> None:
+def _due_email() -> tuple[i.ActionPlanifiee, str, dict[str, Any], i.Coordonnees]:
+    """An e-mail due a minute ago: the action, its timer, its stored document, the person."""
     p = "p-" + uuid.uuid4().hex
     a = i.ActionPlanifiee(
         action_id=str(uuid.uuid4()), pseudonyme=p, dossier_id=derive_id("dossier", p),
@@ -112,6 +113,11 @@ async def test_two_simultaneous_firings_of_one_timer_send_one_email(tmp_path: Pa
            "partition": 0, "statut": service.PLANIFIEE, "minuterie": timer, "cause": {}}
     coord = i.Coordonnees(pseudonyme=p, nom="Lefèvre", prenom="Josiane",
                           email="josiane.lefevre@example.org", maj_le=NOW)
+    return a, timer, doc, coord
+
+
+async def test_two_simultaneous_firings_of_one_timer_send_one_email(tmp_path: Path) -> None:
+    a, timer, doc, coord = _due_email()
     store, email = RacingStore(doc, coord), CountingEmail()
     deps = _deps(store, email, tmp_path)
     t = {"_id": timer, "action_id": a.action_id, "partition": 0}
@@ -157,19 +163,10 @@ class ReadsTogetherStore(RacingStore):
 
 async def test_a_firing_reads_the_action_attempt_contact_data_and_contacts_at_once(
         tmp_path: Path) -> None:
-    p = "p-" + uuid.uuid4().hex
-    a = i.ActionPlanifiee(
-        action_id=str(uuid.uuid4()), pseudonyme=p, dossier_id=derive_id("dossier", p),
-        parcours="accompagnement-des-seniors", etape="m9-sans-complementaire", kind="courrier",
-        canaux=["email"], due_le=NOW - timedelta(minutes=1), modele="seniors-m9-complementaire")
-    timer = rules.timer_id(0, a.due_le, a.action_id)
-    doc = {"_id": a.action_id, "action": a.model_dump(mode="json"), "pseudonyme": p,
-           "partition": 0, "statut": service.PLANIFIEE, "minuterie": timer, "cause": {}}
-    coord = i.Coordonnees(pseudonyme=p, nom="Lefèvre", prenom="Josiane",
-                          email="josiane.lefevre@example.org", maj_le=NOW)
+    a, timer, doc, coord = _due_email()
     store, email = ReadsTogetherStore(doc, coord), CountingEmail()
 
     outcome = await service.fire({"_id": timer, "action_id": a.action_id, "partition": 0,
-                                  "pseudonyme": p}, _deps(store, email, tmp_path))
+                                  "pseudonyme": a.pseudonyme}, _deps(store, email, tmp_path))
 
     assert (outcome, email.sent) == ("fait", [a.action_id])
