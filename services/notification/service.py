@@ -285,9 +285,15 @@ async def _perform(doc: dict[str, Any], action: i.ActionPlanifiee, attempt: dict
         await deps.store.update_attempt(aid, done)
         return {**attempt, **done}
     done = {"etat": FAIT, "reference": reference, "fin": now}
-    # the effect recorded and the contact counted, at once (each idempotent, in either order)
-    await asyncio.gather(_once_done(lambda: deps.store.update_attempt(aid, done), deps),
-                         deps.store.add_contact(action.pseudonyme, aid, now, contacts))
+    # The effect recorded and the contact counted, at once (each idempotent, in either order).
+    # Both end before an error goes up: a failed contact must not leave the record of the
+    # send unfinished behind it, or the next firing would send again.
+    ends = await asyncio.gather(_once_done(lambda: deps.store.update_attempt(aid, done), deps),
+                                deps.store.add_contact(action.pseudonyme, aid, now, contacts),
+                                return_exceptions=True)
+    for end in ends:
+        if isinstance(end, BaseException):
+            raise end
     return {**attempt, **done}
 
 

@@ -12,7 +12,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from prometheus_client import CollectorRegistry
+from pymongo.errors import ConnectionFailure
 
 from services.notification import rules, service
 from services.notification.channels import Email
@@ -170,3 +172,33 @@ async def test_a_firing_reads_the_action_attempt_contact_data_and_contacts_at_on
                                   "pseudonyme": a.pseudonyme}, _deps(store, email, tmp_path))
 
     assert (outcome, email.sent) == ("fait", [a.action_id])
+
+
+class ContactFailsFirstStore(RacingStore):
+    """The database refuses the contact at once, while the record of the send is slower."""
+
+    async def attempt(self, action_id: str) -> dict[str, Any] | None:
+        return self.envois.get(action_id)
+
+    async def update_attempt(self, action_id: str, set_: dict[str, Any], inc: int = 0) -> None:
+        await asyncio.sleep(0.05)
+        await super().update_attempt(action_id, set_, inc)
+
+    async def add_contact(self, pseudonyme: str, action_id: str, when: datetime,
+                          known: list[dict[str, Any]] | None = None) -> None:
+        raise ConnectionFailure("database away")
+
+
+async def test_a_failed_contact_leaves_the_send_recorded_and_the_next_firing_sends_nothing(
+        tmp_path: Path) -> None:
+    a, timer, doc, coord = _due_email()
+    store, email = ContactFailsFirstStore(doc, coord), CountingEmail()
+    deps = _deps(store, email, tmp_path)
+    t = {"_id": timer, "action_id": a.action_id, "partition": 0, "pseudonyme": a.pseudonyme}
+
+    with pytest.raises(ConnectionFailure):
+        await service.fire(t, deps)
+    assert store.envois[a.action_id]["etat"] == service.FAIT, "recorded before the error"
+
+    assert await service.fire(t, deps) == "fait"  # the timer fires again: it finishes only
+    assert email.sent == [a.action_id]
