@@ -21,6 +21,7 @@ from faststream.exceptions import NackMessage
 from services.orientation.rules import expirer
 from services.orientation.service import Deps, expirer_dossiers
 from services.orientation.store import contexte_de
+from shared.kafka import is_transient
 from shared.logging import get_logger
 from shared.retention import retention
 
@@ -52,6 +53,12 @@ async def purge(deps: Deps) -> int:
             try:
                 outcome = await expirer_dossiers(doc["_id"], deps)
             except NackMessage:  # the person's consumer kept writing: the next run
+                outcome = None
+            except Exception as exc:
+                if is_transient(exc):  # the broker or the database is away: the next run
+                    raise
+                # one person's bug must not stop the job for every other person
+                log.exception("dossiers non clos, erreur inattendue")
                 outcome = None
             expired += len(outcome.dossiers_clos) if outcome else 0
             continue  # closed now: its retention starts now

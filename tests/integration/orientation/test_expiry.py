@@ -103,3 +103,30 @@ async def test_a_closing_stored_but_not_published_is_published_by_the_next_run(
         assert (await deps.store.trouver(p)).a_publier == ()
         await app.state.purge()
         assert len(of(await published(settings, DECISIONS), i.DECISION, p)) == 2
+
+
+async def test_one_persons_unexpected_error_does_not_stop_the_job_for_the_others(
+    topics: str, make_settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from services.orientation import retention
+
+    settings = make_settings("orientation")
+    clock = ManualClock(NOW)
+    broken, fine = ("p-exp-" + uuid.uuid4().hex[:8] for _ in range(2))
+    app = create_app(settings, clock=clock)
+    real = retention.expirer_dossiers
+
+    async def fails_for_one(pseudonyme: str, deps: Any) -> Any:
+        if pseudonyme == broken:
+            raise ValueError("a bug on this person's context")
+        return await real(pseudonyme, deps)
+
+    monkeypatch.setattr(retention, "expirer_dossiers", fails_for_one)
+    async with running(app):
+        await send_demandes(settings, demande(broken), demande(fine))
+        await processed(app, fine, demande(fine).demande_id)
+        await processed(app, broken, demande(broken).demande_id)
+        clock.set(NOW + timedelta(days=470))
+        await app.state.purge()
+        assert (await app.state.deps.store.trouver(fine)).contexte.dossiers[0].statut == "clos"
+        assert (await app.state.deps.store.trouver(broken)).contexte.dossiers[0].statut == "ouvert"
