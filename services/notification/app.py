@@ -24,13 +24,14 @@ from shared import auth, topics
 from shared.audit import AuditLog, audit_router
 from shared.clock import Clock, clock_from_settings
 from shared.kafka import RawProducer, make_broker
-from shared.logging import configure_logging
+from shared.logging import configure_logging, get_logger
 from shared.mongo import make_mongo_client, ping
-from shared.retention import PurgeLoop
+from shared.retention import PurgeLoop, stop_task
 from shared.service import mount_platform_routes, ready_checks, settings_for
 from shared.settings import Settings
 
 NAME = "notification"
+log = get_logger("notification")
 
 
 def _secret(path: Path | None) -> str | None:
@@ -93,6 +94,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
         await raw.start()
         await broker.start()
         scheduler.start()
+        older = asyncio.create_task(_due_times_of_older_timers(store, scheduler),
+                                    name="minuteries-anciennes")
         deps.manifests.start(deps)
         purger = PurgeLoop(lambda: purge(deps), s.retention_interval_seconds, NAME)
         purger.start()
@@ -101,6 +104,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
             yield
         finally:
             await purger.stop()
+            await stop_task(older, 10.0, "minuteries anciennes")
             await scheduler.stop()
             await deps.manifests.stop(deps)
             await asyncio.to_thread(deps.renderer.close)
@@ -131,3 +135,15 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
     mount_platform_routes(app, s, broker, registry, refresh_gauges)
     app.state.ownership = ownership
     return app
+
+
+async def _due_times_of_older_timers(store: NotificationStore, scheduler: Scheduler) -> None:
+    """Give timers written before they carried their due time that time, in the background:
+    once done, the scheduler is told the earliest (a failure: the next start tries again)."""
+    try:
+        earliest = await store.due_times_of_older_timers()
+    except Exception as exc:
+        log.warning("minuteries anciennes non mises à jour", error=type(exc).__name__)
+        return
+    if earliest is not None:
+        scheduler.hint(earliest)

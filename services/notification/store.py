@@ -54,13 +54,17 @@ class NotificationStore:
         await self.taches.create_index([("site", ASCENDING), ("echeance", ASCENDING)])
         await self.courriers.create_index([("jour", ASCENDING)])
         await self.minuteries.create_index([("partition", ASCENDING), ("du", ASCENDING)])
-        await self._due_times_of_older_timers()
 
-    async def _due_times_of_older_timers(self) -> None:
-        """Timers written before they carried ``du`` get it from their ``_id`` (once: the
-        query finds none afterwards)."""
+    async def due_times_of_older_timers(self) -> datetime | None:
+        """Timers written before they carried ``du`` get it from their ``_id`` (the query finds
+        none afterwards); returns the earliest given. A scan of the pending timers on FerretDB:
+        the service runs it in the background after its start, not before it is ready."""
+        earliest: datetime | None = None
         async for d in self.minuteries.find({"du": {"$exists": False}}, {"_id": 1}):
-            await self.minuteries.update_one({"_id": d["_id"]}, {"$set": {"du": due_of(d["_id"])}})
+            du = due_of(d["_id"])
+            await self.minuteries.update_one({"_id": d["_id"]}, {"$set": {"du": du}})
+            earliest = du if earliest is None else min(earliest, du)
+        return earliest
 
     # ---- actions and timers
     async def insert_action(self, doc: dict[str, Any]) -> dict[str, Any]:
@@ -101,7 +105,9 @@ class NotificationStore:
 
     async def earliest_timer(self, partitions: frozenset[int]) -> datetime | None:
         """When the first pending timer of ``partitions`` is due (None: none pending)."""
-        doc = await self.minuteries.find_one({"partition": {"$in": sorted(partitions)}},
+        # a timer of an earlier version gets its ``du`` in the background after the start
+        doc = await self.minuteries.find_one({"partition": {"$in": sorted(partitions)},
+                                              "du": {"$exists": True}},
                                              {"du": 1}, sort=[("du", ASCENDING)])
         return None if doc is None else doc["du"]
 

@@ -68,6 +68,33 @@ async def test_a_letter_due_in_nine_months_fires_once_when_the_clock_reaches_it_
     assert await mongo[settings.database_name]["minuteries"].count_documents({}) == 0
 
 
+async def test_a_timer_stored_before_timers_carried_their_due_time_fires_after_a_restart(
+    topics: str, make_settings: Any, mongo: Any, tmp_path: Any
+) -> None:
+    settings = settings_for(make_settings, tmp_path)
+    clock = ManualClock(NOW)
+    p = pseudo()
+    due = NOW + timedelta(days=10)
+    letter = action(p, due)
+    await send_coordonnees(settings, coordonnees(p, NOW))
+    await send_actions(settings, planned_event(letter, NOW))
+    async with running(create_app(settings, clock=clock)):
+        await eventually(lambda: _stored(mongo, settings, letter.action_id))
+    timers = mongo[settings.database_name]["minuteries"]
+    # as an earlier version wrote it: no due time, no person
+    assert (await timers.update_many({}, {"$unset": {"du": "", "pseudonyme": ""}})).modified_count
+
+    clock.set(due + timedelta(minutes=1))
+    async with running(create_app(settings, clock=clock)):
+        got = await at_least(settings, 1)
+
+        async def done() -> bool:  # the outcome is published before the timer is deleted
+            return await timers.count_documents({}) == 0
+
+        await eventually(done)
+    assert [g["data"]["action_id"] for g in got] == [letter.action_id]
+
+
 async def test_an_action_cancelled_before_its_due_time_never_fires(
     topics: str, make_settings: Any, mongo: Any, tmp_path: Any
 ) -> None:
@@ -97,8 +124,8 @@ async def test_the_store_gives_the_due_timers_of_several_partitions_oldest_first
 ) -> None:
     """One query for every partition owned (docs/performance.md): the due timers of those
     partitions only, the oldest first, at most the limit; the next due time among them; a timer
-    stored before timers carried their due time (``du``) is found too, once the store is set
-    up."""
+    stored before timers carried their due time (``du``) is found too, once given its due time
+    (the service does it in the background after its start)."""
     from services.notification import rules
     from services.notification.store import NotificationStore
 
@@ -119,6 +146,8 @@ async def test_the_store_gives_the_due_timers_of_several_partitions_oldest_first
     del older["du"]
     await store.minuteries.insert_one(older)
     await store.setup()
+    assert await store.due_times_of_older_timers() == NOW - timedelta(hours=1)
+    assert await store.due_times_of_older_timers() is None  # once
 
     owned = frozenset({0, 3, 5})
     due = await store.due_timers(owned, NOW, limit=10)
