@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Gauge
 
 from services.notification import api, handlers
 from services.notification.channels import EmailSender, HttpSmsSender, SmsSender, SmtpEmailSender
@@ -48,6 +48,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
     registry = CollectorRegistry()
     broker = make_broker(s, registry=registry)
     metrics = Metrics(registry)
+    behind = Gauge("parcours_notification_timers_behind_seconds",
+                   "How late the oldest due timer was at the scheduler's last query (0: none due)",
+                   registry=registry)
     templates = Templates.load(catalogue=s.notification_catalogue_file or CATALOGUE)
     ownership = Ownership(s.topic(topics.ACTIONS))
     ownership.on_change = lambda parts: metrics.pending.set(len(parts))
@@ -84,6 +87,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
             batch=s.notification_scheduler_batch,
             concurrency=s.notification_fire_concurrency)
         deps.wake, deps.hint = scheduler.wake, scheduler.hint
+        behind.set_function(lambda: scheduler.behind_seconds)
         holder["deps"] = deps
         holder["audit"] = audit = AuditLog(client[s.database_name], deps.clock)
         app.state.deps = deps

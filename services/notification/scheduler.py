@@ -79,6 +79,10 @@ class Scheduler:
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self.fired = 0
+        # How late the oldest due timer not yet fired is, as of the last query (0: every due
+        # timer was taken): the operations' sign that firing does not keep up (a monthly
+        # batch's letters, an outage)
+        self.behind_seconds = 0.0
         self.next_due: datetime | None = None  # None: unknown, ask
         self._hinted: datetime | None = None
         self._synced_at = 0.0
@@ -172,11 +176,15 @@ class Scheduler:
                 return 0
             self._hinted = None
             timers = await self._due(partitions) if partitions else []
+            oldest = timers[0].get("du") if timers else None
+            self.behind_seconds = (max(0.0, (self._now() - oldest).total_seconds())
+                                   if isinstance(oldest, datetime) else 0.0)
             handled = await self._fire_all(timers)
             earliest: datetime | None
             if len(timers) >= self.batch:  # more may be due
                 earliest = self._now()
             else:
+                self.behind_seconds = 0.0  # everything due was fired
                 earliest = await self._earliest(partitions) if partitions else None
             if self._hinted is not None and (earliest is None or self._hinted < earliest):
                 earliest = self._hinted

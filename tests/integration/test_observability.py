@@ -159,6 +159,7 @@ async def test_one_life_event_to_its_email_is_traced_counted_and_documented_by_e
     assert _samples(gauges, "parcours_notification_timers_pending")
     assert _samples(gauges, "parcours_notification_tasks_overdue") == [({}, 0.0)]
     assert _samples(gauges, "parcours_notification_tasks_open")
+    assert _samples(gauges, "parcours_notification_timers_behind_seconds") == [({}, 0.0)]
 
     dead = await system.published(t.DLQ, timeout=10)
     by = {e["_headers"].get("parcours-rejected-by", b"").decode() for e in dead}

@@ -24,6 +24,7 @@ class Timers:
         self.ids: set[str] = set()
         self.asked: list[frozenset[int]] = []
         self.fired: list[str] = []
+        self.limit = 1_000  # the store's limit (the scheduler's batch)
 
     def add(self, partition: int, due: datetime, action: str) -> None:
         self.ids.add(rules.timer_id(partition, due, action))
@@ -34,7 +35,9 @@ class Timers:
 
     async def due(self, partitions: frozenset[int], now: datetime) -> list[dict[str, Any]]:
         self.asked.append(partitions)
-        return [{"_id": t} for t in self._of(partitions) if rules.due_of(t) <= now]
+        due = [{"_id": t, "du": rules.due_of(t)} for t in self._of(partitions)
+               if rules.due_of(t) <= now]
+        return due[: self.limit]
 
     async def earliest(self, partitions: frozenset[int]) -> datetime | None:
         mine = self._of(partitions)
@@ -132,6 +135,27 @@ async def test_one_query_asks_for_the_due_timers_of_all_partitions_owned_oldest_
     assert timers.asked == [{0, 3, 5}], "one query per tick, whatever the partitions"
     assert timers.fired == ["p5-old", "p3-middle", "p0-recent"]
     assert s.next_due == NOW + timedelta(days=1)
+
+
+async def test_it_tells_how_late_the_oldest_due_timer_not_yet_fired_is() -> None:
+    clock, timers = ManualClock(NOW), Timers()
+    timers.add(5, NOW - timedelta(hours=2), "p5-old")
+    timers.add(0, NOW - timedelta(minutes=1), "p0-recent")
+    timers.add(3, NOW - timedelta(minutes=30), "p3-middle")
+    s = await _scheduler(timers, clock, [0, 3, 5])
+    lags: list[float] = []
+    fire = timers.fire
+
+    async def noting(timer: dict[str, Any]) -> str:
+        lags.append(s.behind_seconds)
+        return await fire(timer)
+
+    s._fire, s.batch = noting, 2  # a backlog: two per tick
+    timers.limit = 2
+    await s.tick()
+    assert s.behind_seconds == 7200.0, "the batch was full: more are waiting"
+    await s.tick()
+    assert lags == [7200.0, 7200.0, 60.0] and s.behind_seconds == 0.0, "all fired"
 
 
 async def _firing(due: list[dict[str, Any]], fire: Any, concurrency: int) -> Scheduler:
