@@ -176,9 +176,7 @@ class Scheduler:
                 return 0
             self._hinted = None
             timers = await self._due(partitions) if partitions else []
-            oldest = timers[0].get("du") if timers else None
-            self.behind_seconds = (max(0.0, (self._now() - oldest).total_seconds())
-                                   if isinstance(oldest, datetime) else 0.0)
+            self.behind_seconds = (self._now() - timers[0]["du"]).total_seconds() if timers else 0.0
             handled = await self._fire_all(timers)
             earliest: datetime | None
             if len(timers) >= self.batch:  # more may be due

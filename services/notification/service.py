@@ -177,8 +177,7 @@ async def keep_coordonnees_many(batch: list[i.Coordonnees], deps: Deps) -> None:
 async def fire(timer: dict[str, Any], deps: Deps) -> str:
     """Fire one due timer; returns what happened (for logs and tests)."""
     aid = timer["action_id"]
-    reads = await _reads(timer, deps)
-    doc = reads[0]
+    doc, attempt, stored, contacts = await _reads(timer, deps)
     if doc is None or doc["statut"] != PLANIFIEE or doc.get("minuterie") != timer["_id"]:
         await deps.store.delete_timer(timer["_id"])
         return "obsolete"
@@ -188,13 +187,7 @@ async def fire(timer: dict[str, Any], deps: Deps) -> str:
     bind_message_context(correlationid=cause.get("correlationid") or cause.get("id"),
                          causationid=cause.get("id"))
     now = to_millis(deps.clock.now())  # stored in the attempt, published in the outcome
-    if reads[1:] and doc["pseudonyme"] == timer["pseudonyme"]:
-        attempt, stored, contacts = reads[1:]
-        coord = i.Coordonnees.model_validate(stored["data"]) if stored else None
-    else:  # a timer written before timers named their person
-        attempt = await deps.store.attempt(aid)
-        coord = await _coordonnees(action.pseudonyme, deps)
-        contacts = await deps.store.recent_contacts(action.pseudonyme)
+    coord = i.Coordonnees.model_validate(stored["data"]) if stored else None
     if attempt is None:
         recent = [c["le"] for c in contacts]
         decision = rules.decide(action, rules.Context(coord, recent), now, deps.policy)
@@ -223,21 +216,23 @@ async def fire(timer: dict[str, Any], deps: Deps) -> str:
     return str(attempt["etat"])
 
 
-async def _reads(timer: dict[str, Any], deps: Deps) -> tuple[Any, ...]:
-    """What a firing reads, at once when the timer names its person (one round trip of
-    waiting instead of four, the firing's latency): the action, its attempt, the person's
-    contact data and contacts. Else the action alone, and the rest once it is known."""
-    if not timer.get("pseudonyme"):
-        return (await deps.store.action(timer["action_id"]),)
-    return tuple(await asyncio.gather(
-        deps.store.action(timer["action_id"]), deps.store.attempt(timer["action_id"]),
-        deps.store.coordonnees_of(timer["pseudonyme"]),
-        deps.store.recent_contacts(timer["pseudonyme"])))
-
-
-async def _coordonnees(pseudonyme: str, deps: Deps) -> i.Coordonnees | None:
-    stored = await deps.store.coordonnees_of(pseudonyme)
-    return i.Coordonnees.model_validate(stored["data"]) if stored else None
+async def _reads(timer: dict[str, Any], deps: Deps) -> tuple[Any, Any, Any, list[Any]]:
+    """What a firing reads: the action, its attempt, the person's stored contact data and
+    contacts, at once (one round trip of waiting instead of four: the firing's latency). A
+    timer written before timers named their person: the action first, for its person."""
+    aid, pseudonyme = timer["action_id"], timer.get("pseudonyme")
+    if not pseudonyme:
+        doc = await deps.store.action(aid)
+        if doc is None:
+            return None, None, None, []
+        attempt, stored, contacts = await asyncio.gather(
+            deps.store.attempt(aid), deps.store.coordonnees_of(doc["pseudonyme"]),
+            deps.store.recent_contacts(doc["pseudonyme"]))
+        return doc, attempt, stored, contacts
+    doc, attempt, stored, contacts = await asyncio.gather(
+        deps.store.action(aid), deps.store.attempt(aid), deps.store.coordonnees_of(pseudonyme),
+        deps.store.recent_contacts(pseudonyme))
+    return doc, attempt, stored, contacts
 
 
 async def _move(doc: dict[str, Any], until: datetime, why: str, deps: Deps, now: datetime) -> None:

@@ -14,11 +14,10 @@ is kept.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from faststream.exceptions import NackMessage
 
-from services.orientation.rules import expirer
+from services.orientation.rules import PersonContext, expirer
 from services.orientation.service import Deps, expirer_dossiers
 from services.orientation.store import contexte_de
 from shared.kafka import is_transient
@@ -28,8 +27,8 @@ from shared.retention import retention
 log = get_logger("orientation")
 
 
-def purgeable(doc: dict[str, Any], deps: Deps, now: datetime) -> bool:
-    dossiers = contexte_de(doc).dossiers
+def purgeable(contexte: PersonContext, deps: Deps, now: datetime) -> bool:
+    dossiers = contexte.dossiers
     if not dossiers:
         return False
     for d in dossiers:
@@ -49,7 +48,8 @@ async def purge(deps: Deps) -> int:
         # acknowledged: no input will bring this person back, so this job publishes them
         unpublished = [not await store.acquitte(doc["_id"], int(doc.get("version", 0)), e["cause"])
                        for e in doc.get("a_publier", ()) if e.get("evenement") is None]
-        if any(unpublished) or expirer(contexte_de(doc), deps.catalogue, now).dossiers_clos:
+        contexte = contexte_de(doc)
+        if any(unpublished) or expirer(contexte, deps.catalogue, now).dossiers_clos:
             try:
                 outcome = await expirer_dossiers(doc["_id"], deps)
             except NackMessage:  # the person's consumer kept writing: the next run
@@ -62,7 +62,7 @@ async def purge(deps: Deps) -> int:
                 outcome = None
             expired += len(outcome.dossiers_clos) if outcome else 0
             continue  # closed now: its retention starts now
-        if not purgeable(doc, deps, now):
+        if not purgeable(contexte, deps, now):
             continue
         pseudonyme = doc["_id"]
         etat = await store.trouver(pseudonyme)

@@ -34,16 +34,22 @@ async def _stored(mongo: Any, settings: Any, action_id: str) -> dict[str, Any] |
     return await mongo[settings.database_name]["actions"].find_one({"_id": action_id})
 
 
+async def _letter_planned(make_settings: Any, tmp_path: Any, due: datetime) -> tuple[Any, Any]:
+    """The settings of a notification, and a letter planned for ``due`` (sent with its
+    person's contact data on the topics, not yet taken)."""
+    settings = settings_for(make_settings, tmp_path)
+    letter = action(pseudo(), due)
+    await send_coordonnees(settings, coordonnees(letter.pseudonyme, NOW))
+    await send_actions(settings, planned_event(letter, NOW))
+    return settings, letter
+
+
 async def test_a_letter_due_in_nine_months_fires_once_when_the_clock_reaches_it_across_a_restart(
     topics: str, make_settings: Any, mongo: Any, tmp_path: Any
 ) -> None:
-    settings = settings_for(make_settings, tmp_path)
-    clock = ManualClock(NOW)
-    p = pseudo()
     due = NOW + timedelta(days=275)
-    letter = action(p, due)
-    await send_coordonnees(settings, coordonnees(p, NOW))
-    await send_actions(settings, planned_event(letter, NOW))
+    settings, letter = await _letter_planned(make_settings, tmp_path, due)
+    p, clock = letter.pseudonyme, ManualClock(NOW)
 
     async with running(create_app(settings, clock=clock)):
         await eventually(lambda: _stored(mongo, settings, letter.action_id))
@@ -71,13 +77,9 @@ async def test_a_letter_due_in_nine_months_fires_once_when_the_clock_reaches_it_
 async def test_a_timer_stored_before_timers_carried_their_due_time_fires_after_a_restart(
     topics: str, make_settings: Any, mongo: Any, tmp_path: Any
 ) -> None:
-    settings = settings_for(make_settings, tmp_path)
-    clock = ManualClock(NOW)
-    p = pseudo()
     due = NOW + timedelta(days=10)
-    letter = action(p, due)
-    await send_coordonnees(settings, coordonnees(p, NOW))
-    await send_actions(settings, planned_event(letter, NOW))
+    settings, letter = await _letter_planned(make_settings, tmp_path, due)
+    clock = ManualClock(NOW)
     async with running(create_app(settings, clock=clock)):
         await eventually(lambda: _stored(mongo, settings, letter.action_id))
     timers = mongo[settings.database_name]["minuteries"]

@@ -174,7 +174,8 @@ async def _firing(due: list[dict[str, Any]], fire: Any, concurrency: int) -> Sch
 
 
 async def test_persons_fire_side_by_side_and_one_persons_actions_one_after_the_other() -> None:
-    due = [{"_id": f"{who}{k}", "pseudonyme": who} for k in range(3) for who in ("a", "b", "c")]
+    due = [{"_id": f"{who}{k}", "pseudonyme": who, "du": NOW} for k in range(3)
+           for who in ("a", "b", "c")]
     running: set[str] = set()
     seen_together: set[frozenset[str]] = set()
     order: list[str] = []
@@ -197,7 +198,7 @@ async def test_persons_fire_side_by_side_and_one_persons_actions_one_after_the_o
 
 
 async def test_a_transient_error_stops_the_tick_after_the_firings_under_way() -> None:
-    due = [{"_id": f"{who}{k}", "pseudonyme": who} for who in ("a", "b", "c", "d")
+    due = [{"_id": f"{who}{k}", "pseudonyme": who, "du": NOW} for who in ("a", "b", "c", "d")
            for k in range(2)]
     done: list[str] = []
 
