@@ -33,7 +33,7 @@ from pymongo import ASCENDING, AsyncMongoClient, ReplaceOne
 from pymongo.errors import DuplicateKeyError
 
 from services.notification.rules import due_of
-from shared.mongo import insert_all
+from shared.mongo import bulk_write_chunked, insert_all
 
 
 class NotificationStore:
@@ -156,10 +156,11 @@ class NotificationStore:
         there = await insert_all(self.coordonnees, docs)
         if not there:
             return len(docs)
-        result = await self.coordonnees.bulk_write(
+        replaced = await bulk_write_chunked(
+            self.coordonnees,
             [ReplaceOne({"_id": docs[k]["_id"], "maj_le": {"$lt": docs[k]["maj_le"]}}, docs[k])
              for k in sorted(there)], ordered=False)
-        return len(docs) - len(there) + result.modified_count
+        return len(docs) - len(there) + replaced
 
     async def recent_contacts(self, pseudonyme: str) -> list[dict[str, Any]]:
         doc = await self.contacts.find_one({"_id": pseudonyme})

@@ -19,7 +19,7 @@ from typing import Any
 from pymongo import AsyncMongoClient, ReplaceOne, UpdateOne
 
 from services.reporting.indicators import Facts
-from shared.mongo import insert_all
+from shared.mongo import bulk_write_chunked, insert_all
 
 FACT_COLLECTIONS = ("demandes", "decisions", "actions", "resultats", "rejets")
 
@@ -44,8 +44,8 @@ class ReportingStore:
         coll = self.db[collection]
         there = await insert_all(coll, docs)
         if there:
-            await coll.bulk_write([ReplaceOne({"_id": docs[k]["_id"]}, docs[k], upsert=True)
-                                   for k in sorted(there)], ordered=True)
+            await bulk_write_chunked(coll, [ReplaceOne({"_id": docs[k]["_id"]}, docs[k], upsert=True)
+                                            for k in sorted(there)], ordered=True)
         firsts: dict[str, int] = {}
         for k, (_id, _) in enumerate(fields):
             firsts.setdefault(_id, k)
@@ -55,7 +55,7 @@ class ReportingStore:
         updates = [UpdateOne({"_id": _id}, {"$set": f}, upsert=True)
                    for k, (_id, f) in enumerate(fields) if k not in inserted]
         if updates:
-            await coll.bulk_write(updates, ordered=True)
+            await bulk_write_chunked(coll, updates, ordered=True)
 
     async def seen_many(
         self, topic: str, positions: dict[int, tuple[int, datetime | None]], now: datetime
@@ -71,7 +71,7 @@ class ReportingStore:
                 update["$max"]["dernier_evenement"] = event_time
             ops.append(UpdateOne({"_id": f"{topic}:{partition}"}, update, upsert=True))
         if ops:
-            await self.positions.bulk_write(ops, ordered=False)
+            await bulk_write_chunked(self.positions, ops, ordered=False)
 
     async def load_positions(self) -> list[dict[str, Any]]:
         return [d async for d in self.positions.find({})]

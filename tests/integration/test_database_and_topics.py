@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import asyncio
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -58,3 +60,43 @@ async def test_the_declared_topics_are_created_with_their_partitions_and_policie
     assert found[prefix + "evenements-vie"]["retention.ms"] == str(
         load_topics()["evenements-vie"].retention_ms)
     assert load_topics()["parcours.actions"].partitions >= 3, "internal topics are partitioned"
+
+
+# FerretDB 1.24 keeps one PostgreSQL connection per update statement until the command ends;
+# the local pool has 300: a redelivered batch of 500 facts, or 500 known persons' new contact
+# data, sent as one command, hung the database for every client (docs/adr/0012, addendum 2).
+MORE_THAN_THE_POOL = 500
+
+
+async def test_a_redelivered_batch_larger_than_the_database_pool_is_written_and_the_database_still_answers(  # noqa: E501
+    mongo: Any,
+) -> None:
+    from services.reporting.store import ReportingStore
+
+    store = ReportingStore(mongo, f"t{uuid.uuid4().hex[:8]}")
+    facts = [{"_id": f"r{k}", "statut": "envoye", "n": k} for k in range(MORE_THAN_THE_POOL)]
+    await store.write("resultats", facts, [])
+    again = [{**f, "n": -f["n"]} for f in facts]  # redelivered, each fact already stored
+    fields = [(f["_id"], {"canal": "courrier"}) for f in facts]
+    async with asyncio.timeout(120):
+        await store.write("resultats", again, fields)
+        assert await mongo.admin.command("ping")
+    stored = {d["_id"]: d async for d in store.db["resultats"].find({})}
+    assert len(stored) == MORE_THAN_THE_POOL
+    assert all(d["n"] == -int(i[1:]) and d["canal"] == "courrier" for i, d in stored.items())
+
+
+async def test_new_contact_data_of_more_known_persons_than_the_database_pool_is_kept(
+    mongo: Any,
+) -> None:
+    from services.notification.store import NotificationStore
+
+    store = NotificationStore(mongo, f"t{uuid.uuid4().hex[:8]}")
+    t0 = datetime(2026, 11, 2, 9, tzinfo=UTC)
+    first = {f"p{k}": ({"v": 1}, t0) for k in range(MORE_THAN_THE_POOL)}
+    assert await store.save_coordonnees_many(first) == MORE_THAN_THE_POOL
+    later = {p: ({"v": 2}, t0 + timedelta(hours=1)) for p in first}
+    async with asyncio.timeout(120):
+        assert await store.save_coordonnees_many(later) == MORE_THAN_THE_POOL
+        assert await mongo.admin.command("ping")
+    assert {d["data"]["v"] async for d in store.coordonnees.find({})} == {2}
