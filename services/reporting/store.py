@@ -44,8 +44,9 @@ class ReportingStore:
         coll = self.db[collection]
         there = await insert_all(coll, docs)
         if there:
-            await bulk_write_chunked(coll, [ReplaceOne({"_id": docs[k]["_id"]}, docs[k], upsert=True)
-                                            for k in sorted(there)], ordered=True)
+            replaces = [ReplaceOne({"_id": docs[k]["_id"]}, docs[k], upsert=True)
+                        for k in sorted(there)]
+            await bulk_write_chunked(coll, replaces, ordered=True)
         firsts: dict[str, int] = {}
         for k, (_id, _) in enumerate(fields):
             firsts.setdefault(_id, k)
