@@ -70,6 +70,11 @@ class Deps:
 
 
 BATCH = 500
+# The broker holds a fetch until this many bytes are there or this long has passed: records
+# that trickle in (an outcome per action fired) come as one batch per half second rather than
+# one each, and a batch costs two database commands whatever its size (docs/performance.md).
+# The indicators lag by at most that much more.
+LINGER = {"fetch_min_bytes": 256 * 1024, "fetch_max_wait_ms": 500}
 
 
 @dataclass
@@ -190,7 +195,7 @@ def router_for(s: Settings, get_deps: Callable[[], Deps],
                           r.dead_letters)  # type: ignore[attr-defined]
 
     batch: dict[str, Any] = {"batch": True, "max_records": BATCH, "batch_timeout_ms": 200,
-                             "decoder": raw_bodies}
+                             "decoder": raw_bodies, **LINGER}
 
     @r.subscriber(s.topic(topics.REJETS), **batch, description="Rejected inputs, read for "
                   "their headers only (the value is the refused input: personal data).",

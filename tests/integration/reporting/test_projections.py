@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
+
+from aiokafka import AIOKafkaProducer
 
 from services.reporting.app import create_app
 from shared import topics as t
@@ -197,3 +200,49 @@ async def test_the_store_writes_new_facts_by_insert_and_applies_what_follows_in_
         "a2": {"_id": "a2", "annulee_le": 2, "planifiee_le": 6},
         "a3": {"_id": "a3", "planifiee_le": 3, "statut": "y", "annulee_le": 5},
     }
+
+
+async def test_outcomes_that_trickle_in_are_projected_in_few_batches(
+    topics: str, make_settings: Any, monkeypatch: Any
+) -> None:
+    """One outcome every 25 ms for a second (notification fires one action after another):
+    projected in a few batches (two database commands each), not one batch per outcome."""
+    from services.reporting.store import ReportingStore
+
+    writes: list[int] = []
+    real_write = ReportingStore.write
+
+    async def counted(self: ReportingStore, collection: str, docs: Any, fields: Any) -> None:
+        if collection == "resultats":
+            writes.append(len(docs))
+        await real_write(self, collection, docs, fields)
+
+    monkeypatch.setattr(ReportingStore, "write", counted)
+    s = make_settings("reporting")
+    when = b.utc(2026, 3, 2, 9)
+    outcomes = []
+    for k in range(40):
+        act = b.action(f"p{k}", f"d{k}", "accompagnement-des-seniors", "p1-info", "courrier",
+                       "courrier", when, modele="seniors-p1-information")
+        outcomes.append(b.resultat(f"p{k}", "envoye", b.utc(2026, 3, 3, 9), planned=act))
+    app = create_app(s, clock=ManualClock(NOW))
+    async with running(app) as http:
+        http.headers.update(auth_headers("superviseur", "91"))
+        producer = AIOKafkaProducer(bootstrap_servers=s.kafka_bootstrap_servers, acks="all")
+        await producer.start()
+        try:
+            for o in outcomes:
+                key, value, headers = b.record(o)
+                await producer.send_and_wait(s.topic(t.RESULTATS), value, key=key,
+                                             headers=headers)
+                await asyncio.sleep(0.025)
+        finally:
+            await producer.stop()
+
+        async def all_projected() -> bool:
+            got = volumes_of((await http.get("/v1/indicateurs/volumes?granularite=mois")).json())
+            return sum(v for (k, _), v in got.items() if k == "actions-envoyees") == 40
+
+        await eventually(all_projected, timeout=60)
+    assert sum(writes) == 40
+    assert len(writes) <= 8, f"{len(writes)} batches for 40 outcomes over a second: {writes}"
