@@ -329,15 +329,18 @@ async def _traiter(pseudonyme: str, cause: str, event: CloudEvent[Any] | None, d
             return outcome
         attente = (EnAttente(cause, event.id, event.correlationid or event.id) if event
                    else EnAttente(cause))  # the periodic job: no message caused it
+        # An input that publishes nothing (most outcomes of actions: a letter sent) is kept in
+        # the journal only: no outbox entry, so no acknowledgement to write after it.
+        outbox = tuple(e for e in etat.a_publier if e.cause != cause)
         try:
             etat = await deps.store.enregistrer(
-                etat, outcome.contexte,
-                (*(e for e in etat.a_publier if e.cause != cause), attente), now)
+                etat, outcome.contexte, (*outbox, attente) if _publie(outcome) else outbox, now)
         except ConflitEcriture:
             deps.metrics.conflicts.inc()
             log.warning("conflit d'écriture, nouvelle décision", cause=cause)
             continue
-        await _publier(etat, outcome, attente, deps)
+        if _publie(outcome):
+            await _publier(etat, outcome, attente, deps)
         _compter([outcome], deps.metrics)
         log.info("entrée traitée", cause=cause, kind=kind,
                  planifiees=len(outcome.actions_planifiees),
@@ -365,6 +368,11 @@ async def _publier(etat: EtatPersonne, outcome: Outcome, attente: EnAttente,
                    deps: Deps) -> EtatPersonne:
     await deps.publier(messages(outcome, attente, deps.clock.now()))
     return await deps.store.publie(etat, attente.cause)
+
+
+def _publie(outcome: Outcome) -> bool:
+    """Whether ``messages`` gives anything for this outcome."""
+    return bool(outcome.actions_annulees or outcome.actions_planifiees or outcome.decisions)
 
 
 def messages(outcome: Outcome, attente: EnAttente, now: datetime) -> list[Message]:

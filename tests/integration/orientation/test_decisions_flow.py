@@ -9,6 +9,8 @@ from __future__ import annotations
 from datetime import date, timedelta
 from typing import Any
 
+from prometheus_client import generate_latest
+
 from services.orientation.app import create_app
 from shared.clock import ManualClock
 from shared.contracts import internes as i
@@ -28,7 +30,7 @@ from tests.integration.orientation.helpers import (
     send_demandes,
     signalement,
 )
-from tests.support import auth_headers, running
+from tests.support import auth_headers, eventually, running
 
 
 async def test_death_after_retirement_cancels_the_m9_letter_and_plans_one_family_contact(
@@ -162,3 +164,43 @@ async def test_the_goal_event_closes_the_case_as_converted_and_cancels_the_pendi
     assert clos["statut"] == "clos" and clos["motif_cloture"] == "objectif-atteint"
     (dossier,) = vue["dossiers"]
     assert dossier["statut"] == "clos" and dossier["motif_cloture"] == "objectif-atteint"
+
+
+async def test_an_outcome_that_publishes_nothing_leaves_no_outbox_entry_and_no_marker(
+    topics: str, make_settings: Any
+) -> None:
+    """A letter sent changes the person's journal and nothing else: stored without an outbox
+    entry, so no acknowledgement marker is written after it (one database write less per
+    outcome); delivered again, it publishes nothing and changes nothing."""
+    settings = make_settings("orientation")
+    retraite = demande("p-envoye", drapeaux={"sans_complementaire": True})
+    app = create_app(settings, clock=ManualClock(NOW))
+    async with running(app):
+        store = app.state.deps.store
+        await send_demandes(settings, retraite)
+        await processed(app, "p-envoye", retraite.demande_id)
+        lettre = next(a for a in planned(await published(settings, ACTIONS))
+                      if a["etape"] == "p1-avant-la-retraite")
+        before = (await published(settings, ACTIONS), await published(settings, DECISIONS))
+        markers = await store.publies.count_documents({})
+        r = i.Resultat(resultat_id="res-envoye", pseudonyme="p-envoye",
+                       action_id=lettre["action_id"], dossier_id=lettre["dossier_id"],
+                       parcours=lettre["parcours"], statut="envoye", canal="courrier",
+                       survenu_le=NOW)
+        await send(settings, RESULTATS, resultat_event(r))
+        await processed(app, "p-envoye", r.resultat_id)
+        etat = await store.trouver("p-envoye")
+        assert r.resultat_id in etat.contexte.journal and etat.a_publier == ()
+        assert await store.publies.count_documents({}) == markers, "no marker for nothing"
+        stored = await store.personnes.find_one({"_id": "p-envoye"})
+        await send(settings, RESULTATS, resultat_event(r))  # delivered again
+
+        async def replayed() -> bool:
+            return any(line.startswith("parcours_orientation_redeliveries_total{")
+                       and float(line.split()[-1]) >= 1
+                       for line in generate_latest(app.state.registry).decode().splitlines())
+
+        await eventually(replayed)
+        again = await store.personnes.find_one({"_id": "p-envoye"})
+    assert (await published(settings, ACTIONS), await published(settings, DECISIONS)) == before
+    assert again["version"] == stored["version"], "the redelivery changed nothing"
