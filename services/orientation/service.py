@@ -5,7 +5,9 @@ Each input is handled as *load the person → decide (pure, ``rules.py``) → st
 1. the person's document is read by ``_id`` (pseudonym);
 2. ``rules.decide`` / ``rules.on_result`` returns the new context and the messages;
 3. the new context is written with a version check, **together with the cause in the outbox**
-   (``a_publier``), in one single-document write;
+   (``a_publier``), in one single-document write (an input that publishes nothing, such as most
+   outcomes of actions, has no outbox entry: steps 4 and 5 are skipped, and its cause in the
+   journal is what a redelivery finds);
 4. the messages are published (cancellations, planned actions, decisions, in that order, all
    keyed by the pseudonym, so they stay in order on their partition), and the producer's
    acknowledgements awaited;
