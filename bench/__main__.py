@@ -4,6 +4,7 @@
     python -m bench intake [N] [BATCH]   # signalement's intake alone
     python -m bench e2e [N] [--instances K] [--profile S] [--no-baseline] [--whole] [--write]
     python -m bench scale [N] [--max K]  # end to end with 1..K instances per service
+    python -m bench reporting [PERSONS ...] [--write]  # one read of the indicators vs the store
 """
 
 import asyncio
@@ -15,7 +16,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from bench import e2e, signalement_intake
+from bench import e2e, reporting_read, signalement_intake
 
 
 def scale(argv: list[str]) -> int:
@@ -67,7 +68,7 @@ def main(argv: list[str]) -> int:
         return _main(argv)
 
 
-_COMMANDS = ("intake", "e2e", "scale")
+_COMMANDS = ("intake", "e2e", "scale", "reporting")
 
 
 def _main(argv: list[str]) -> int:
@@ -77,6 +78,8 @@ def _main(argv: list[str]) -> int:
         return e2e.main(argv[1:])
     if argv and argv[0] == "scale":
         return scale(argv[1:])
+    if argv and argv[0] == "reporting":
+        return reporting_read.main(argv[1:])
     signalement_intake.main(["20000", "--write"])
     return e2e.main(["20000", "--profile", "60", "--write"])
 
