@@ -24,6 +24,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import psutil
 from pymongo import AsyncMongoClient
 
 from bench.e2e import machine, mongo_uri, write_section
@@ -95,19 +96,11 @@ async def fill(database: str, persons: int) -> int:
     return written
 
 
-def rss_mb() -> float:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
-
-
 async def read(database: str) -> dict[str, float]:
     """One read as the service makes it: every fact loaded, every table computed."""
     client: AsyncMongoClient[Any] = AsyncMongoClient(mongo_uri(), tz_aware=True)
     try:
-        before = rss_mb()
+        before = psutil.Process().memory_info().rss / 2**20
         t0 = time.monotonic()
         facts = await ReportingStore(client, database).load_facts()
         t1 = time.monotonic()

@@ -327,22 +327,23 @@ async def _traiter(pseudonyme: str, cause: str, event: CloudEvent[Any] | None, d
             deps.metrics.replays.labels(kind, str(attente is not None).lower()).inc()
             log.info("entrée déjà traitée", cause=cause, republiee=attente is not None)
             if attente is not None:
-                await _publier(etat, outcome, attente, deps)
+                await _publier(etat, attente, messages(outcome, attente, now), deps)
             return outcome
         attente = (EnAttente(cause, event.id, event.correlationid or event.id) if event
                    else EnAttente(cause))  # the periodic job: no message caused it
         # An input that publishes nothing (most outcomes of actions: a letter sent) is kept in
         # the journal only: no outbox entry, so no acknowledgement to write after it.
+        publies = messages(outcome, attente, now)
         outbox = tuple(e for e in etat.a_publier if e.cause != cause)
         try:
             etat = await deps.store.enregistrer(
-                etat, outcome.contexte, (*outbox, attente) if _publie(outcome) else outbox, now)
+                etat, outcome.contexte, (*outbox, attente) if publies else outbox, now)
         except ConflitEcriture:
             deps.metrics.conflicts.inc()
             log.warning("conflit d'écriture, nouvelle décision", cause=cause)
             continue
-        if _publie(outcome):
-            await _publier(etat, outcome, attente, deps)
+        if publies:
+            await _publier(etat, attente, publies, deps)
         _compter([outcome], deps.metrics)
         log.info("entrée traitée", cause=cause, kind=kind,
                  planifiees=len(outcome.actions_planifiees),
@@ -362,19 +363,16 @@ async def _vider_outbox(etat: EtatPersonne, deps: Deps, sauf: str) -> EtatPerson
             etat = await deps.store.publie(etat, attente.cause)
         else:
             log.info("publication en attente reprise", cause=attente.cause)
-            etat = await _publier(etat, outcome, attente, deps)
+            etat = await _publier(etat, attente, messages(outcome, attente, deps.clock.now()),
+                                  deps)
     return etat
 
 
-async def _publier(etat: EtatPersonne, outcome: Outcome, attente: EnAttente,
+async def _publier(etat: EtatPersonne, attente: EnAttente, publies: list[Message],
                    deps: Deps) -> EtatPersonne:
-    await deps.publier(messages(outcome, attente, deps.clock.now()))
+    """Publish a cause's messages, then take the cause out of the outbox."""
+    await deps.publier(publies)
     return await deps.store.publie(etat, attente.cause)
-
-
-def _publie(outcome: Outcome) -> bool:
-    """Whether ``messages`` gives anything for this outcome."""
-    return bool(outcome.actions_annulees or outcome.actions_planifiees or outcome.decisions)
 
 
 def messages(outcome: Outcome, attente: EnAttente, now: datetime) -> list[Message]:

@@ -46,7 +46,6 @@ class FactsCache:
         self._at = 0.0
         self._took = 0.0
         self._lock = asyncio.Lock()
-        self.loads = 0
 
     async def get(self, deps: Deps) -> ind.Facts:
         async with self._lock:
@@ -55,7 +54,6 @@ class FactsCache:
             if self._facts is None or (stale and age >= self.spacing * self._took):
                 version, started = deps.version[0], self._clock()
                 self._facts = await deps.store.load_facts()
-                self.loads += 1
                 self._at = self._clock()
                 self._version, self._took = version, self._at - started
             return self._facts
