@@ -29,34 +29,52 @@ CACHE_SECONDS = 2.0
 Table = Enum("Table", {name.replace("-", "_"): name for name in ind.TABLES}, type=str)  # type: ignore[misc]
 
 
-class FactsCache:
-    """The facts, loaded once for all the readers of a moment. Loaded again after a change
-    (this instance's consumers) or every ``CACHE_SECONDS`` (other instances' changes), but
-    never more often than ``spacing`` times the last load took: a load reads every fact
-    (docs/performance.md, "Reporting: one read"), so at most a tenth of the time goes to
-    loading, however large the store. Readers arriving during a load wait for that load
-    instead of starting their own (each held every fact in memory)."""
+Conversion = tuple[str, str, int]
+DEFAULT_CONVERSION: Conversion = (
+    ind.CONVERSION_MODELE,
+    ind.CONVERSION_OBJECTIF,
+    ind.CONVERSION_FENETRE_MOIS,
+)
 
-    def __init__(self, spacing: float = 10.0, clock: Callable[[], float] = time.monotonic
-                 ) -> None:
+
+class IndicatorsCache:
+    """The indicators' cube (counts per day and dimension, not facts), made once for all the
+    readers of a moment. Made again after a change (this instance's consumers) or every
+    ``CACHE_SECONDS`` (other instances' changes), but never more often than ``spacing`` times
+    the last one took: making it reads every fact (docs/performance.md, "Reporting: one
+    read"), so at most a tenth of the time goes to reading, however large the store. Readers
+    arriving while it is made wait for it instead of reading the store again.
+
+    A conversion asked with other parameters than the dashboard's (letter, goal, window) has
+    a cube of its own, of that table alone; the ``keep`` most recently made are kept."""
+
+    def __init__(self, spacing: float = 10.0, clock: Callable[[], float] = time.monotonic,
+                 keep: int = 4) -> None:
         self.spacing = spacing
+        self.keep = keep
         self._clock = clock
-        self._facts: ind.Facts | None = None
-        self._version = -1
-        self._at = 0.0
-        self._took = 0.0
+        self._entries: dict[Conversion, tuple[ind.Cube, int, float, float]] = {}
         self._lock = asyncio.Lock()
 
-    async def get(self, deps: Deps) -> ind.Facts:
+    async def get(self, deps: Deps, conversion: Conversion = DEFAULT_CONVERSION) -> ind.Cube:
         async with self._lock:
-            age = self._clock() - self._at
-            stale = self._version != deps.version[0] or age >= CACHE_SECONDS
-            if self._facts is None or (stale and age >= self.spacing * self._took):
-                version, started = deps.version[0], self._clock()
-                self._facts = await deps.store.load_facts()
-                self._at = self._clock()
-                self._version, self._took = version, self._at - started
-            return self._facts
+            entry = self._entries.get(conversion)
+            if entry is not None:
+                cube, version, at, took = entry
+                age = self._clock() - at
+                stale = version != deps.version[0] or age >= CACHE_SECONDS
+                if not stale or age < self.spacing * took:
+                    return cube
+            version, started = deps.version[0], self._clock()
+            tables = None if conversion == DEFAULT_CONVERSION else ("conversion",)
+            cube = await deps.store.fill(ind.Cube(deps.clock.now(), conversion, tables))
+            at = self._clock()
+            self._entries.pop(conversion, None)
+            self._entries[conversion] = (cube, version, at, at - started)
+            others = [k for k in self._entries if k != DEFAULT_CONVERSION]
+            for k in others[: max(0, len(others) - self.keep)]:
+                del self._entries[k]
+            return cube
 
 
 def _filtre(
@@ -113,12 +131,7 @@ def router(get_deps: Callable[[], Deps], *, dashboard_public: bool = False) -> A
     r = APIRouter(dependencies=[])
     lecteur = [Depends(require(LECTEUR, SUPERVISEUR))]
     tableau = [] if dashboard_public else lecteur
-    cache = FactsCache()
-
-    async def table_rows(table: str, f: ind.Filtre, params: dict[str, Any]) -> list[dict[str, Any]]:
-        deps = get_deps()
-        facts = await cache.get(deps)
-        return ind.compute(table, facts, f, deps.clock.now(), **params)
+    cache = IndicatorsCache()
 
     async def answer(
         table: str,
@@ -128,10 +141,11 @@ def router(get_deps: Callable[[], Deps], *, dashboard_public: bool = False) -> A
         granularite: str,
         par: str | None,
         dims: dict[str, str | None],
-        params: dict[str, Any],
+        conversion: Conversion,
     ) -> Response:
         f = _filtre(du, au, granularite, par, dims)
-        rows = await table_rows(table, f, params)
+        cube = await cache.get(get_deps(), conversion)
+        rows = cube.rows(table, f)
         cols = ind.columns(table, f)
         if fmt == "csv":
             return Response(
@@ -145,14 +159,15 @@ def router(get_deps: Callable[[], Deps], *, dashboard_public: bool = False) -> A
                 "titre": ind.TABLE_TITLES[table],
                 "colonnes": cols,
                 "lignes": rows,
-                "calcule_le": get_deps().clock.now().isoformat(),
+                "calcule_le": cube.now.isoformat(),
                 "filtres": {
                     "du": du.isoformat() if du else None,
                     "au": au.isoformat() if au else None,
                     "granularite": granularite,
                     "par": list(f.par),
                     **{k: v for k, v in dims.items() if v},
-                    **params,
+                    **(dict(zip(("modele", "objectif", "fenetre_mois"), conversion, strict=True))
+                       if table == "conversion" else {}),
                 },
             }
         )
@@ -290,15 +305,13 @@ def router(get_deps: Callable[[], Deps], *, dashboard_public: bool = False) -> A
     async def dashboard_data(
         du: Du = None, au: Au = None, granularite: Gran = "jour"
     ) -> dict[str, Any]:
-        deps = get_deps()
-        facts = await cache.get(deps)
-        now = deps.clock.now()
+        cube = await cache.get(get_deps())
 
         def t(
             table: str, par: tuple[str, ...] = (), gran: str | None = None
         ) -> list[dict[str, Any]]:
-            f = ind.Filtre(du=du, au=au, granularite=gran or granularite, par=par)
-            return ind.compute(table, facts, f, now)
+            return cube.rows(table, ind.Filtre(du=du, au=au, granularite=gran or granularite,
+                                               par=par))
 
         whole = "mois" if granularite == "mois" else granularite
         return {
@@ -343,10 +356,9 @@ def router(get_deps: Callable[[], Deps], *, dashboard_public: bool = False) -> A
     return r
 
 
-def _params(table: str, modele: str, objectif: str, fenetre: int) -> dict[str, Any]:
-    if table != "conversion":
-        return {}
-    return {"modele": modele, "objectif": objectif, "fenetre_mois": fenetre}
+def _params(table: str, modele: str, objectif: str, fenetre: int) -> Conversion:
+    """The conversion's parameters (the other tables do not depend on them)."""
+    return (modele, objectif, fenetre) if table == "conversion" else DEFAULT_CONVERSION
 
 
 def _total(rows: list[dict[str, Any]], keys: list[str]) -> dict[str, Any]:

@@ -40,15 +40,17 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         client = make_mongo_client(settings.mongo_uri, settings.mongo_timeout_ms, NAME)
         raw = RawProducer.from_settings(settings)
+        store = ReportingStore(client, settings.database_name)
         holder["deps"] = deps = Deps(
             settings=settings,
-            store=ReportingStore(client, settings.database_name),
+            store=store,
             clock=clock or clock_from_settings(settings.clock_file),
             raw=raw,
             metrics=metrics,
         )
         app.state.deps = deps
         app.state.ready_checks["mongo"] = lambda: ping(client)
+        await store.ensure_indexes()
         await raw.start()
         await broker.start()
         try:

@@ -50,8 +50,9 @@ from __future__ import annotations
 
 import math
 import statistics
+from array import array
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -96,6 +97,13 @@ class Facts:
     resultats: list[Fact] = field(default_factory=list)
     rejets: list[Fact] = field(default_factory=list)
 
+    def size(self) -> int:
+        return sum(len(getattr(self, name)) for name in FACT_KINDS)
+
+
+FACT_KINDS = ("demandes", "decisions", "actions", "resultats", "rejets")
+PERSON_FACTS = FACT_KINDS[:4]  # the facts of a person (a reject has none)
+
 
 @dataclass(frozen=True)
 class Filtre:
@@ -115,11 +123,14 @@ class Filtre:
 
 @dataclass(frozen=True)
 class Unit:
-    """One thing counted: when, its dimensions, and what the table needs to know of it."""
+    """One thing a table counts: when, its dimensions, the table's own key (volumes: the
+    indicator and motif), the labels it is counted under, and a delay (48-hour table)."""
 
     le: datetime
     dims: dict[str, str | None]
-    data: dict[str, Any]
+    key: tuple[Any, ...] = ()
+    labels: tuple[str, ...] = ()
+    delai: float | None = None
 
 
 # ------------------------------------------------------------------ time helpers
@@ -130,7 +141,10 @@ def paris_date(when: datetime) -> date:
 
 
 def period_key(when: datetime, granularite: str) -> str:
-    d = paris_date(when)
+    return period_of_day(paris_date(when), granularite)
+
+
+def period_of_day(d: date, granularite: str) -> str:
     if granularite == "jour":
         return d.isoformat()
     if granularite == "semaine":
@@ -199,30 +213,6 @@ def _dims(
     }
 
 
-def _selected(units: Iterable[Unit], f: Filtre) -> Iterable[Unit]:
-    for u in units:
-        d = paris_date(u.le)
-        if (f.du and d < f.du) or (f.au and d > f.au):
-            continue
-        if any((u.dims.get(k) or NON_RENSEIGNE) != v for k, v in f.valeurs.items()):
-            continue
-        yield u
-
-
-def _grouped(
-    units: Iterable[Unit], f: Filtre, extra: Callable[[Unit], tuple[Any, ...]] = lambda u: ()
-) -> dict[tuple[Any, ...], list[Unit]]:
-    groups: dict[tuple[Any, ...], list[Unit]] = defaultdict(list)
-    for u in _selected(units, f):
-        key = (
-            period_key(u.le, f.granularite),
-            *((u.dims.get(d) or NON_RENSEIGNE) for d in f.par),
-            *extra(u),
-        )
-        groups[key].append(u)
-    return dict(sorted(groups.items(), key=lambda kv: tuple(str(x) for x in kv[0])))
-
-
 def _head(key: tuple[Any, ...], f: Filtre) -> Row:
     row: Row = {"periode": key[0]}
     row.update({d: key[1 + n] for n, d in enumerate(f.par)})
@@ -286,6 +276,14 @@ class Index:
             for r in self.resultats_par_dossier.get(dossier_id, ())
         )
 
+    def opened(self, demande_id: str) -> list[Fact]:
+        """The decisions that opened or updated a case for this demand, in time order."""
+        return [
+            x
+            for x in self.decisions_par_demande.get(demande_id, ())
+            if x["statut"] in ("ouvert", "mis-a-jour") and x.get("dossier_id")
+        ]
+
     def closure(self, dossier_id: str) -> Fact | None:
         closes = [
             d for d in self.decisions_par_dossier.get(dossier_id, ()) if d["statut"] == "clos"
@@ -303,27 +301,30 @@ def _codes(r: Fact) -> set[str]:
     return {c for c in (r.get("issue_appel"), r.get("raison")) if c}
 
 
-# ------------------------------------------------------------------ tables
+# ------------------------------------------------------------------ units, per table
+#
+# Each table counts *units* (a fact, a case, a demand, a person's letter), each made from one
+# person's facts: every join (an outcome to its action, a case to its decisions and outcomes, a
+# demand to its decisions, a letter to a later goal) stays within one person. So the units can
+# be made person by person, from a stream of the store, and the facts dropped as soon as their
+# person is done (Cube below).
 
 
-def volumes(facts: Facts, f: Filtre, now: datetime, **_: Any) -> list[Row]:
-    ix = Index(facts)
-    units: list[Unit] = []
-
-    def add(
+def _volumes(facts: Facts, ix: Index, cube: Cube) -> Iterator[Unit]:
+    def unit(
         le: datetime | None, dims: dict[str, str | None], indicateur: str, motif: str | None
-    ) -> None:
+    ) -> Iterator[Unit]:
         if le is not None:
-            units.append(Unit(le, dims, {"indicateur": indicateur, "motif": motif or ""}))
+            yield Unit(le, dims, (indicateur, motif or ""))
 
     for d in facts.demandes:
         dims = _dims(None, d.get("detecteur"), d.get("departement"), d.get("commune"))
         if d["nature"] != "initial":
-            add(d["recu_le"], dims, "corrections", d["nature"])
+            yield from unit(d["recu_le"], dims, "corrections", d["nature"])
         elif d["origine"] == "signalement":
-            add(d["recu_le"], dims, "signalements-recus", d.get("situation"))
+            yield from unit(d["recu_le"], dims, "signalements-recus", d.get("situation"))
         else:
-            add(d["recu_le"], dims, "evenements-recus", d["evenement"])
+            yield from unit(d["recu_le"], dims, "evenements-recus", d["evenement"])
     for d in facts.decisions:
         dims = _dims(d.get("parcours"), d.get("detecteur"), d.get("departement"), d.get("commune"))
         name = {
@@ -332,7 +333,8 @@ def volumes(facts: Facts, f: Filtre, now: datetime, **_: Any) -> list[Row]:
             "refuse": "orientations-refusees",
         }.get(d["statut"])
         if name:
-            add(d["le"], dims, name, d.get("motif_cloture") if d["statut"] == "clos" else None)
+            motif = d.get("motif_cloture") if d["statut"] == "clos" else None
+            yield from unit(d["le"], dims, name, motif)
     for a in facts.actions:
         dims = _dims(
             a.get("parcours"),
@@ -341,8 +343,8 @@ def volumes(facts: Facts, f: Filtre, now: datetime, **_: Any) -> list[Row]:
             a.get("commune"),
             a.get("canal"),
         )
-        add(a.get("planifiee_le"), dims, "actions-planifiees", a.get("kind"))
-        add(a.get("annulee_le"), dims, "actions-annulees", a.get("raison_annulation"))
+        yield from unit(a.get("planifiee_le"), dims, "actions-planifiees", a.get("kind"))
+        yield from unit(a.get("annulee_le"), dims, "actions-annulees", a.get("raison_annulation"))
     for r in facts.resultats:
         name, motif = {
             "envoye": ("actions-envoyees", None),
@@ -352,33 +354,21 @@ def volumes(facts: Facts, f: Filtre, now: datetime, **_: Any) -> list[Row]:
             "appel": ("appels", r.get("issue_appel")),
             "objectif-atteint": ("objectifs-atteints", None),
         }[r["statut"]]
-        add(r["survenu_le"], ix.result_dims(r), name, motif)
+        yield from unit(r["survenu_le"], ix.result_dims(r), name, motif)
     for j in facts.rejets:
-        add(j["rejete_le"], _dims(), "evenements-rejetes", j["code"])
-
-    rows = []
-    for key, group in _grouped(units, f, lambda u: (u.data["indicateur"], u.data["motif"])).items():
-        rows.append(
-            {**_head(key, f), "indicateur": key[-2], "motif": key[-1], "valeur": len(group)}
-        )
-    return rows
+        yield from unit(j["rejete_le"], _dims(), "evenements-rejetes", j["code"])
 
 
-def rejets(facts: Facts, f: Filtre, now: datetime, **_: Any) -> list[Row]:
-    units = [Unit(j["rejete_le"], _dims(), {"code": j["code"]}) for j in facts.rejets]
-    return [
-        {**_head(k, f), "code": k[-1], "valeur": len(g)}
-        for k, g in _grouped(units, f, lambda u: (u.data["code"],)).items()
-    ]
+def _rejets(facts: Facts, ix: Index, cube: Cube) -> Iterator[Unit]:
+    for j in facts.rejets:
+        yield Unit(j["rejete_le"], _dims(), (j["code"],))
 
 
-def prise_en_charge_48h(facts: Facts, f: Filtre, now: datetime, **_: Any) -> list[Row]:
-    ix = Index(facts)
+def _prise_en_charge_48h(facts: Facts, ix: Index, cube: Cube) -> Iterator[Unit]:
     par_dossier: dict[str, list[Fact]] = defaultdict(list)
     for a in facts.actions:
         if a.get("echeance") and a.get("dossier_id") and a.get("due_le"):
             par_dossier[a["dossier_id"]].append(a)
-    units = []
     for dossier_id, actions in par_dossier.items():
         first = min(actions, key=lambda a: (a["echeance"], a["_id"]))
         calls = sorted(
@@ -393,73 +383,30 @@ def prise_en_charge_48h(facts: Facts, f: Filtre, now: datetime, **_: Any) -> lis
         if contact is not None:
             etat = "dans-les-delais" if contact <= first["echeance"] else "hors-delai"
         else:
-            etat = "en-cours" if now <= first["echeance"] else "hors-delai"
-        delai = business_hours_between(first["due_le"], contact) if contact else None
-        units.append(
-            Unit(
-                first["due_le"],
-                _dims(
-                    first.get("parcours"),
-                    first.get("detecteur"),
-                    first.get("departement"),
-                    first.get("commune"),
-                    first.get("canal"),
-                ),
-                {"etat": etat, "delai": delai},
-            )
+            etat = "en-cours" if cube.now <= first["echeance"] else "hors-delai"
+        yield Unit(
+            first["due_le"],
+            _dims(
+                first.get("parcours"),
+                first.get("detecteur"),
+                first.get("departement"),
+                first.get("commune"),
+                first.get("canal"),
+            ),
+            labels=(etat,),
+            delai=business_hours_between(first["due_le"], contact) if contact else None,
         )
-    rows = []
-    for key, group in _grouped(units, f).items():
-        dus = [u for u in group if u.data["etat"] != "en-cours"]
-        ok = sum(1 for u in dus if u.data["etat"] == "dans-les-delais")
-        delais = [u.data["delai"] for u in group if u.data["delai"] is not None]
-        rows.append(
-            {
-                **_head(key, f),
-                "prises_en_charge_dues": len(dus),
-                "dans_les_delais": ok,
-                "hors_delai": len(dus) - ok,
-                "en_cours": len(group) - len(dus),
-                "taux_48h": ratio(ok, len(dus)),
-                "delai_median_heures_ouvrees": _round(
-                    statistics.median(delais) if delais else None
-                ),
-                "delai_p90_heures_ouvrees": _round(percentile(delais, 90)),
-            }
-        )
-    return rows
 
 
-def deperdition(facts: Facts, f: Filtre, now: datetime, **_: Any) -> list[Row]:
-    units = []
+def _deperdition(facts: Facts, ix: Index, cube: Cube) -> Iterator[Unit]:
     for d in facts.decisions:
         if d["statut"] != "clos" or d.get("motif_cloture") in MOTIFS_ADMINISTRATIFS:
             continue
-        units.append(
-            Unit(
-                d["le"],
-                _dims(
-                    d.get("parcours"), d.get("detecteur"), d.get("departement"), d.get("commune")
-                ),
-                {"motif": d.get("motif_cloture")},
-            )
+        yield Unit(
+            d["le"],
+            _dims(d.get("parcours"), d.get("detecteur"), d.get("departement"), d.get("commune")),
+            labels=(str(d.get("motif_cloture")),),
         )
-    rows = []
-    for key, group in _grouped(units, f).items():
-        atteint = sum(1 for u in group if u.data["motif"] == "objectif-atteint")
-        termine = sum(1 for u in group if u.data["motif"] == "plan-termine")
-        sans = len(group) - atteint - termine
-        rows.append(
-            {
-                **_head(key, f),
-                "dossiers_clos": len(group),
-                "objectif_atteint": atteint,
-                "plan_termine": termine,
-                "sans_issue": sans,
-                "taux_deperdition": ratio(sans, len(group)),
-            }
-        )
-    return rows
 
 
 def misas_classify(closure: Fact, resultats: list[Fact]) -> str | None:
@@ -487,9 +434,7 @@ def misas_composite(a: int, i: int, b: int) -> float | None:
     return round(POIDS_SOINS * a / n + POIDS_DROITS * b / i, 4)
 
 
-def misas(facts: Facts, f: Filtre, now: datetime, **_: Any) -> list[Row]:
-    ix = Index(facts)
-    units = []
+def _misas(facts: Facts, ix: Index, cube: Cube) -> Iterator[Unit]:
     for dossier_id in ix.decisions_par_dossier:
         closure = ix.closure(dossier_id)
         if (
@@ -501,91 +446,40 @@ def misas(facts: Facts, f: Filtre, now: datetime, **_: Any) -> list[Row]:
         kind = misas_classify(closure, ix.resultats_par_dossier.get(dossier_id, []))
         if kind is None:
             continue
-        units.append(
-            Unit(
-                closure["le"],
-                _dims(
-                    closure.get("parcours"),
-                    closure.get("detecteur"),
-                    closure.get("departement"),
-                    closure.get("commune"),
-                    "telephone",
-                ),
-                {"kind": kind},
-            )
+        yield Unit(
+            closure["le"],
+            _dims(
+                closure.get("parcours"),
+                closure.get("detecteur"),
+                closure.get("departement"),
+                closure.get("commune"),
+                "telephone",
+            ),
+            labels=(kind,),
         )
-    rows = []
-    for key, group in _grouped(units, f).items():
-        a = sum(1 for u in group if u.data["kind"] == "soins-ou-inclusion")
-        b = sum(1 for u in group if u.data["kind"] == "interrompu-avec-droits")
-        i = len(group) - a
-        rows.append(
-            {
-                **_head(key, f),
-                "accompagnements_termines": len(group),
-                "avec_soins_ou_inclusion": a,
-                "interrompus": i,
-                "interrompus_avec_droits": b,
-                "taux_soins": ratio(a, len(group)),
-                "taux_droits": ratio(b, i),
-                "indicateur_composite": misas_composite(a, i, b),
-            }
-        )
-    return rows
 
 
-def pertinence_detecteurs(facts: Facts, f: Filtre, now: datetime, **_: Any) -> list[Row]:
-    ix = Index(facts)
-    units = []
+def _pertinence_detecteurs(facts: Facts, ix: Index, cube: Cube) -> Iterator[Unit]:
     for d in facts.demandes:
         if d["origine"] != "signalement" or d["nature"] != "initial":
             continue
-        opened = [
-            x
-            for x in ix.decisions_par_demande.get(d["_id"], ())
-            if x["statut"] in ("ouvert", "mis-a-jour") and x.get("dossier_id")
-        ]
+        opened = ix.opened(d["_id"])
         dossiers = {x["dossier_id"] for x in opened}
         accompagne = any(ix.reached(x) or ix.goal_reached(x) for x in dossiers)
-        units.append(
-            Unit(
-                d["recu_le"],
-                _dims(
-                    opened[0]["parcours"] if opened else None,
-                    d.get("detecteur"),
-                    d.get("departement"),
-                    d.get("commune"),
-                ),
-                {"ouvert": bool(dossiers), "accompagne": accompagne},
-            )
+        yield Unit(
+            d["recu_le"],
+            _dims(
+                opened[0]["parcours"] if opened else None,
+                d.get("detecteur"),
+                d.get("departement"),
+                d.get("commune"),
+            ),
+            labels=_flags(ouvert=bool(dossiers), accompagne=accompagne),
         )
-    rows = []
-    for key, group in _grouped(units, f).items():
-        ouverts = sum(1 for u in group if u.data["ouvert"])
-        acc = sum(1 for u in group if u.data["accompagne"])
-        rows.append(
-            {
-                **_head(key, f),
-                "saisines": len(group),
-                "dossiers_ouverts": ouverts,
-                "accompagnements": acc,
-                "taux_pertinence": ratio(acc, len(group)),
-            }
-        )
-    return rows
 
 
-def conversion(
-    facts: Facts,
-    f: Filtre,
-    now: datetime,
-    *,
-    modele: str = CONVERSION_MODELE,
-    objectif: str = CONVERSION_OBJECTIF,
-    fenetre_mois: int = CONVERSION_FENETRE_MOIS,
-    **_: Any,
-) -> list[Row]:
-    ix = Index(facts)
+def _conversion(facts: Facts, ix: Index, cube: Cube) -> Iterator[Unit]:
+    modele, objectif, fenetre_mois = cube.conversion
     letters: dict[str, tuple[datetime, Fact, Fact]] = {}
     for r in facts.resultats:
         a = ix.actions.get(r.get("action_id") or "")
@@ -601,7 +495,7 @@ def conversion(
     for r in facts.resultats:
         if r["statut"] == "objectif-atteint":
             goals[r["pseudonyme"]].append((paris_date(r["survenu_le"]), r.get("parcours")))
-    units = []
+    today = paris_date(cube.now)
     for pseudonyme, (sent, r, a) in letters.items():
         day = paris_date(sent)
         end = add_months(day, fenetre_mois)
@@ -617,94 +511,301 @@ def conversion(
             if after
             else "non-converti"
         )
-        units.append(
-            Unit(
-                sent,
-                _dims(
-                    a.get("parcours"),
-                    a.get("detecteur"),
-                    a.get("departement"),
-                    a.get("commune"),
-                    r.get("canal") or a.get("canal"),
-                ),
-                {"etat": etat, "ouverte": paris_date(now) <= end},
-            )
+        yield Unit(
+            sent,
+            _dims(
+                a.get("parcours"),
+                a.get("detecteur"),
+                a.get("departement"),
+                a.get("commune"),
+                r.get("canal") or a.get("canal"),
+            ),
+            labels=(etat, *_flags(ouverte=today <= end)),
         )
-    rows = []
-    for key, group in _grouped(units, f).items():
-        dans = sum(1 for u in group if u.data["etat"] == "dans-la-fenetre")
-        apres = sum(1 for u in group if u.data["etat"] == "apres-la-fenetre")
-        rows.append(
-            {
-                **_head(key, f),
-                "modele": modele,
-                "objectif": objectif,
-                "fenetre_mois": fenetre_mois,
-                "personnes": len(group),
-                "converties_dans_la_fenetre": dans,
-                "converties_apres_la_fenetre": apres,
-                "fenetres_en_cours": sum(1 for u in group if u.data["ouverte"]),
-                "taux_conversion": ratio(dans, len(group)),
-            }
-        )
-    return rows
 
 
-def entonnoir(facts: Facts, f: Filtre, now: datetime, **_: Any) -> list[Row]:
-    ix = Index(facts)
-    units = []
+def _entonnoir(facts: Facts, ix: Index, cube: Cube) -> Iterator[Unit]:
     for d in facts.demandes:
         if d["nature"] != "initial":
             continue
-        opened = [
-            x
-            for x in ix.decisions_par_demande.get(d["_id"], ())
-            if x["statut"] in ("ouvert", "mis-a-jour") and x.get("dossier_id")
-        ]
+        opened = ix.opened(d["_id"])
         dossiers = {x["dossier_id"] for x in opened}
-        units.append(
-            Unit(
-                d["recu_le"],
-                _dims(
-                    opened[0]["parcours"] if opened else None,
-                    d.get("detecteur"),
-                    d.get("departement"),
-                    d.get("commune"),
-                ),
-                {
-                    "oriente": bool(dossiers),
-                    "contacte": any(ix.contacted(x) for x in dossiers),
-                    "objectif": any(ix.goal_reached(x) for x in dossiers),
-                },
-            )
+        yield Unit(
+            d["recu_le"],
+            _dims(
+                opened[0]["parcours"] if opened else None,
+                d.get("detecteur"),
+                d.get("departement"),
+                d.get("commune"),
+            ),
+            labels=_flags(
+                oriente=bool(dossiers),
+                contacte=any(ix.contacted(x) for x in dossiers),
+                objectif=any(ix.goal_reached(x) for x in dossiers),
+            ),
         )
-    rows = []
-    for key, group in _grouped(units, f).items():
-        rows.append(
-            {
-                **_head(key, f),
-                "demandes": len(group),
-                "orientees": sum(1 for u in group if u.data["oriente"]),
-                "contactees": sum(1 for u in group if u.data["contacte"]),
-                "objectif_atteint": sum(1 for u in group if u.data["objectif"]),
-            }
+
+
+def _flags(**flags: bool) -> tuple[str, ...]:
+    return tuple(name for name, on in flags.items() if on)
+
+
+# ------------------------------------------------------------------ rows, per table
+
+
+def _row_volumes(head: Row, extra: tuple[Any, ...], c: Cell, cube: Cube) -> Row:
+    return {**head, "indicateur": extra[0], "motif": extra[1], "valeur": c.n}
+
+
+def _row_rejets(head: Row, extra: tuple[Any, ...], c: Cell, cube: Cube) -> Row:
+    return {**head, "code": extra[0], "valeur": c.n}
+
+
+def _row_prise_en_charge_48h(head: Row, extra: tuple[Any, ...], c: Cell, cube: Cube) -> Row:
+    dus = c.n - c.count("en-cours")
+    ok = c.count("dans-les-delais")
+    delais = list(c.delais or ())
+    return {
+        **head,
+        "prises_en_charge_dues": dus,
+        "dans_les_delais": ok,
+        "hors_delai": dus - ok,
+        "en_cours": c.n - dus,
+        "taux_48h": ratio(ok, dus),
+        "delai_median_heures_ouvrees": _round(statistics.median(delais) if delais else None),
+        "delai_p90_heures_ouvrees": _round(percentile(delais, 90)),
+    }
+
+
+def _row_deperdition(head: Row, extra: tuple[Any, ...], c: Cell, cube: Cube) -> Row:
+    atteint, termine = c.count("objectif-atteint"), c.count("plan-termine")
+    sans = c.n - atteint - termine
+    return {
+        **head,
+        "dossiers_clos": c.n,
+        "objectif_atteint": atteint,
+        "plan_termine": termine,
+        "sans_issue": sans,
+        "taux_deperdition": ratio(sans, c.n),
+    }
+
+
+def _row_misas(head: Row, extra: tuple[Any, ...], c: Cell, cube: Cube) -> Row:
+    a, b = c.count("soins-ou-inclusion"), c.count("interrompu-avec-droits")
+    i = c.n - a
+    return {
+        **head,
+        "accompagnements_termines": c.n,
+        "avec_soins_ou_inclusion": a,
+        "interrompus": i,
+        "interrompus_avec_droits": b,
+        "taux_soins": ratio(a, c.n),
+        "taux_droits": ratio(b, i),
+        "indicateur_composite": misas_composite(a, i, b),
+    }
+
+
+def _row_pertinence_detecteurs(head: Row, extra: tuple[Any, ...], c: Cell, cube: Cube) -> Row:
+    acc = c.count("accompagne")
+    return {
+        **head,
+        "saisines": c.n,
+        "dossiers_ouverts": c.count("ouvert"),
+        "accompagnements": acc,
+        "taux_pertinence": ratio(acc, c.n),
+    }
+
+
+def _row_conversion(head: Row, extra: tuple[Any, ...], c: Cell, cube: Cube) -> Row:
+    modele, objectif, fenetre_mois = cube.conversion
+    dans = c.count("dans-la-fenetre")
+    return {
+        **head,
+        "modele": modele,
+        "objectif": objectif,
+        "fenetre_mois": fenetre_mois,
+        "personnes": c.n,
+        "converties_dans_la_fenetre": dans,
+        "converties_apres_la_fenetre": c.count("apres-la-fenetre"),
+        "fenetres_en_cours": c.count("ouverte"),
+        "taux_conversion": ratio(dans, c.n),
+    }
+
+
+def _row_entonnoir(head: Row, extra: tuple[Any, ...], c: Cell, cube: Cube) -> Row:
+    return {
+        **head,
+        "demandes": c.n,
+        "orientees": c.count("oriente"),
+        "contactees": c.count("contacte"),
+        "objectif_atteint": c.count("objectif"),
+    }
+
+
+# ------------------------------------------------------------------ the cube
+
+
+class Cell:
+    """What a table keeps of its units of one Paris day, one value of each dimension and one
+    key: how many, how many carried each label, and (48-hour table) the delays."""
+
+    __slots__ = ("counts", "delais", "n")
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.counts: dict[str, int] = {}
+        self.delais: array[float] | None = None
+
+    def add(self, u: Unit) -> None:
+        self.n += 1
+        for label in u.labels:
+            self.counts[label] = self.counts.get(label, 0) + 1
+        if u.delai is not None:
+            if self.delais is None:
+                self.delais = array("d")
+            self.delais.append(u.delai)
+
+    def merge(self, other: Cell) -> None:
+        self.n += other.n
+        for label, k in other.counts.items():
+            self.counts[label] = self.counts.get(label, 0) + k
+        if other.delais is not None:
+            if self.delais is None:
+                self.delais = array("d")
+            self.delais.extend(other.delais)
+
+    def count(self, label: str) -> int:
+        return self.counts.get(label, 0)
+
+
+CellKey = tuple[date, tuple[str, ...], tuple[Any, ...]]
+
+
+class Cube:
+    """Every table's units, kept as counts per (Paris day, the five dimensions, the table's
+    key): made person by person (``add_person``) or reject by reject (``add_rejet``), then
+    read for any filter (``rows``: a period is a set of days, a breakdown a subset of the
+    dimensions). What it holds grows with the distinct days and dimension values, not with the
+    facts behind them (plus one number per case with a first contact, for the delays).
+
+    ``now`` is when the units were made (a case before its deadline without contact is
+    ``en-cours``, a conversion window still open): the figures are those of that moment."""
+
+    def __init__(
+        self,
+        now: datetime,
+        conversion: tuple[str, str, int] = (
+            CONVERSION_MODELE,
+            CONVERSION_OBJECTIF,
+            CONVERSION_FENETRE_MOIS,
+        ),
+        tables: Iterable[str] | None = None,
+    ) -> None:
+        self.now = now
+        self.conversion = conversion
+        self.cells: dict[str, dict[CellKey, Cell]] = {t: {} for t in (tables or TABLES)}
+        self.persons = 0
+        self.facts = 0
+
+    def add_person(self, facts: Facts) -> None:
+        """One person's facts (or any set of persons' facts: the joins need only that each
+        person's facts come together)."""
+        ix = Index(facts)
+        for table, cells in self.cells.items():
+            for u in TABLES[table].units(facts, ix, self):
+                self._add(cells, u)
+        self.persons += 1
+        self.facts += facts.size()
+
+    def add_rejet(self, rejet: Fact) -> None:
+        self.add_person(Facts(rejets=[rejet]))
+        self.persons -= 1
+
+    @staticmethod
+    def _add(cells: dict[CellKey, Cell], u: Unit) -> None:
+        key = (
+            paris_date(u.le),
+            tuple((u.dims.get(d) or NON_RENSEIGNE) for d in DIMENSIONS),
+            u.key,
         )
-    return rows
+        cell = cells.get(key)
+        if cell is None:
+            cell = cells[key] = Cell()
+        cell.add(u)
+
+    def size(self) -> int:
+        return sum(len(cells) for cells in self.cells.values())
+
+    def rows(self, table: str, f: Filtre) -> list[Row]:
+        at = [DIMENSIONS.index(d) for d in f.par]
+        wanted = [(DIMENSIONS.index(d), v) for d, v in f.valeurs.items()]
+        periods: dict[date, str] = {}
+        groups: dict[tuple[Any, ...], Cell] = {}
+        for (day, dims, extra), cell in self.cells[table].items():
+            if (f.du and day < f.du) or (f.au and day > f.au):
+                continue
+            if any(dims[k] != v for k, v in wanted):
+                continue
+            period = periods.get(day)
+            if period is None:
+                period = periods[day] = period_of_day(day, f.granularite)
+            key = (period, *(dims[k] for k in at), *extra)
+            group = groups.get(key)
+            if group is None:
+                group = groups[key] = Cell()
+            group.merge(cell)
+        row = TABLES[table].row
+        return [
+            row(_head(key, f), key[1 + len(f.par) :], group, self)
+            for key, group in sorted(groups.items(), key=lambda kv: tuple(str(x) for x in kv[0]))
+        ]
+
+
+@dataclass(frozen=True)
+class Table:
+    units: Callable[[Facts, Index, Cube], Iterator[Unit]]
+    row: Callable[[Row, tuple[Any, ...], Cell, Cube], Row]
+
+
+def by_person(facts: Facts) -> Iterator[Facts]:
+    """The facts of each person (by pseudonym), and the rejects (no person) alone."""
+    persons: dict[Any, dict[str, list[Fact]]] = defaultdict(lambda: defaultdict(list))
+    for name in PERSON_FACTS:
+        for fact in getattr(facts, name):
+            persons[fact.get("pseudonyme")][name].append(fact)
+    for lists in persons.values():
+        yield Facts(**lists)
+    if facts.rejets:
+        yield Facts(rejets=facts.rejets)
+
+
+def cube_of(
+    facts: Facts,
+    now: datetime,
+    *,
+    modele: str = CONVERSION_MODELE,
+    objectif: str = CONVERSION_OBJECTIF,
+    fenetre_mois: int = CONVERSION_FENETRE_MOIS,
+) -> Cube:
+    cube = Cube(now, (modele, objectif, fenetre_mois))
+    for one in by_person(facts):
+        cube.add_person(one)
+    return cube
 
 
 def _round(x: float | None) -> float | None:
     return round(x, 2) if x is not None else None
 
 
-TABLES: dict[str, Callable[..., list[Row]]] = {
-    "volumes": volumes,
-    "rejets": rejets,
-    "prise-en-charge-48h": prise_en_charge_48h,
-    "deperdition": deperdition,
-    "misas": misas,
-    "pertinence-detecteurs": pertinence_detecteurs,
-    "conversion": conversion,
-    "entonnoir": entonnoir,
+TABLES: dict[str, Table] = {
+    "volumes": Table(_volumes, _row_volumes),
+    "rejets": Table(_rejets, _row_rejets),
+    "prise-en-charge-48h": Table(_prise_en_charge_48h, _row_prise_en_charge_48h),
+    "deperdition": Table(_deperdition, _row_deperdition),
+    "misas": Table(_misas, _row_misas),
+    "pertinence-detecteurs": Table(_pertinence_detecteurs, _row_pertinence_detecteurs),
+    "conversion": Table(_conversion, _row_conversion),
+    "entonnoir": Table(_entonnoir, _row_entonnoir),
 }
 
 TABLE_COLUMNS: dict[str, list[str]] = {
@@ -763,4 +864,38 @@ TABLE_TITLES: dict[str, str] = {
 
 
 def compute(table: str, facts: Facts, f: Filtre, now: datetime, **params: Any) -> list[Row]:
-    return TABLES[table](facts, f, now, **params)
+    """One table from facts in memory (the service reads a cube made from a stream of its
+    store: ``ReportingStore.fill``)."""
+    return cube_of(facts, now, **params).rows(table, f)
+
+
+def volumes(facts: Facts, f: Filtre, now: datetime) -> list[Row]:
+    return compute("volumes", facts, f, now)
+
+
+def rejets(facts: Facts, f: Filtre, now: datetime) -> list[Row]:
+    return compute("rejets", facts, f, now)
+
+
+def prise_en_charge_48h(facts: Facts, f: Filtre, now: datetime) -> list[Row]:
+    return compute("prise-en-charge-48h", facts, f, now)
+
+
+def deperdition(facts: Facts, f: Filtre, now: datetime) -> list[Row]:
+    return compute("deperdition", facts, f, now)
+
+
+def misas(facts: Facts, f: Filtre, now: datetime) -> list[Row]:
+    return compute("misas", facts, f, now)
+
+
+def pertinence_detecteurs(facts: Facts, f: Filtre, now: datetime) -> list[Row]:
+    return compute("pertinence-detecteurs", facts, f, now)
+
+
+def conversion(facts: Facts, f: Filtre, now: datetime, **params: Any) -> list[Row]:
+    return compute("conversion", facts, f, now, **params)
+
+
+def entonnoir(facts: Facts, f: Filtre, now: datetime) -> list[Row]:
+    return compute("entonnoir", facts, f, now)

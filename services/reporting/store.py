@@ -7,21 +7,26 @@ Collections, each with a single writer (the consumer of one topic), every write 
 - ``positions``: per (topic, partition), the highest offset and event time taken and when
   (freshness), written by the consumer of that partition.
 
-Reads load whole fact collections (the joins are done in Python, indicators.py); the
-collections hold facts only, without personal data.
+A read streams the facts person by person (each collection sorted by pseudonym, merged), and
+the indicators' cube keeps counts, not facts (indicators.py): the joins are done in Python,
+within a person, and a read's memory does not grow with the store. The collections hold facts
+only, without personal data.
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
-from pymongo import AsyncMongoClient, ReplaceOne, UpdateOne
+from pymongo import ASCENDING, AsyncMongoClient, ReplaceOne, UpdateOne
 
-from services.reporting.indicators import Facts
+from services.reporting.indicators import FACT_KINDS, PERSON_FACTS, Cube, Facts
 from shared.mongo import bulk_write_chunked, insert_all
 
-FACT_COLLECTIONS = ("demandes", "decisions", "actions", "resultats", "rejets")
+FACT_COLLECTIONS = FACT_KINDS
+BY_PERSON = [("pseudonyme", ASCENDING), ("_id", ASCENDING)]
+READ_BATCH = 1000
 
 
 class ReportingStore:
@@ -77,11 +82,54 @@ class ReportingStore:
     async def load_positions(self) -> list[dict[str, Any]]:
         return [d async for d in self.positions.find({})]
 
-    async def load_facts(self) -> Facts:
-        loaded = {}
-        for name in FACT_COLLECTIONS:
-            loaded[name] = [d async for d in self.db[name].find({})]
-        return Facts(**loaded)
+    async def ensure_indexes(self) -> None:
+        """The order a read streams each person's facts in (MongoDB walks the index; FerretDB
+        1.24 does not push a sort down to PostgreSQL and sorts in its own memory)."""
+        for name in PERSON_FACTS:
+            await self.db[name].create_index(BY_PERSON)
+
+    async def persons(self, batch_size: int = READ_BATCH) -> AsyncIterator[Facts]:
+        """Every person's facts, one person at a time: the four collections read in pseudonym
+        order and merged. Holds one person's facts and one batch per collection."""
+        cursors = {name: self.db[name].find({}, sort=BY_PERSON, batch_size=batch_size)
+                   for name in PERSON_FACTS}
+        heads: dict[str, dict[str, Any] | None] = {}
+        for name, cursor in cursors.items():
+            heads[name] = await anext(cursor, None)
+        try:
+            while True:
+                present = [_person(h) for h in heads.values() if h is not None]
+                if not present:
+                    return
+                who = min(present)
+                facts: dict[str, list[dict[str, Any]]] = {}
+                for name, cursor in cursors.items():
+                    got = facts[name] = []
+                    head = heads[name]
+                    while head is not None and _person(head) == who:
+                        got.append(head)
+                        head = await anext(cursor, None)
+                    if head is not None and _person(head) < who:
+                        raise RuntimeError(f"{name} is not in pseudonym order: cannot merge")
+                    heads[name] = head
+                yield Facts(**facts)
+        finally:
+            for cursor in cursors.values():
+                await cursor.close()
+
+    async def fill(self, cube: Cube, batch_size: int = READ_BATCH) -> Cube:
+        """Every fact into ``cube``, person by person, then the rejects."""
+        wanted = set(cube.cells)
+        async for facts in self.persons(batch_size):
+            cube.add_person(facts)
+        if wanted & {"volumes", "rejets"}:
+            async for rejet in self.db["rejets"].find({}, batch_size=batch_size):
+                cube.add_rejet(rejet)
+        return cube
 
     async def count(self, collection: str) -> int:
         return int(await self.db[collection].count_documents({}))
+
+
+def _person(fact: dict[str, Any]) -> str:
+    return fact.get("pseudonyme") or ""
