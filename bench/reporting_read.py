@@ -5,10 +5,11 @@
 For each size: PERSONS persons, each with the facts of a usual path (a life event, a case
 opened, a letter and a call planned, the letter sent, the call answered: six facts, made by
 reporting's own projection functions from contract events), written by reporting's store into a
-fresh database. Then a separate process, as the service does on a read (ADR 0006), loads every
-fact and computes every table; it reports the time of each part and its memory before and at
-its peak. The indicators are computed at read time from all the facts, so both grow with the
-store: this bench says how much.
+fresh database. Then a separate process, as the service does on a read (ADR 0006), streams
+every fact person by person into the indicators' counts (the cube), then reads every table from
+them; it reports the time of each part, the cells the counts take, and its memory before and at
+its peak, with the database's (FerretDB sorts in its own memory what MongoDB reads from an
+index). Reading every fact grows with the store; the memory of the read should not.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import json
 import resource
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -97,22 +99,56 @@ async def fill(database: str, persons: int) -> int:
 
 
 async def read(database: str) -> dict[str, float]:
-    """One read as the service makes it: every fact loaded, every table computed."""
+    """One read as the service makes it: every fact streamed into the counts, every table."""
     client: AsyncMongoClient[Any] = AsyncMongoClient(mongo_uri(), tz_aware=True)
+    database_peak = DatabasePeak()
     try:
         before = psutil.Process().memory_info().rss / 2**20
+        database_peak.start()
         t0 = time.monotonic()
-        facts = await ReportingStore(client, database).load_facts()
+        cube = await ReportingStore(client, database).fill(ind.Cube(datetime.now(UTC)))
         t1 = time.monotonic()
-        now, f = datetime.now(UTC), ind.Filtre(granularite="mois")
+        f = ind.Filtre(granularite="mois")
         for table in ind.TABLES:
-            ind.compute(table, facts, f, now)
+            cube.rows(table, f)
         t2 = time.monotonic()
     finally:
+        database_peak.stop()
         await client.close()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"load_s": t1 - t0, "compute_s": t2 - t1, "rss_before_mb": before,
-            "rss_peak_mb": peak}
+    return {"load_s": t1 - t0, "compute_s": t2 - t1, "cells": cube.size(),
+            "rss_before_mb": before, "rss_peak_mb": peak,
+            "db_before_mb": database_peak.before, "db_peak_mb": database_peak.peak}
+
+
+class DatabasePeak:
+    """The local database's memory (FerretDB's process) during the read, sampled."""
+
+    def __init__(self) -> None:
+        self.before = self.peak = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        found = [proc for proc in psutil.process_iter(["name"])
+                 if "ferretdb" in (proc.info["name"] or "").lower()]
+        self._proc = found[0] if found else None
+
+    def start(self) -> None:
+        if self._proc is not None:
+            self.before = self.peak = self._rss()
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def _rss(self) -> float:
+        assert self._proc is not None
+        return float(self._proc.memory_info().rss) / 2**20
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.2):
+            self.peak = max(self.peak, self._rss())
 
 
 async def drop(database: str) -> None:
@@ -137,12 +173,15 @@ def measure(persons: int) -> dict[str, Any]:
 
 def report(rows: list[dict[str, Any]], command: str) -> str:
     lines = [f"Machine: {machine()}. Command: `{command}`.", "",
-             "| persons | facts | load every fact | compute every table | memory of the read "
-             "(before → peak) |", "|---:|---:|---:|---:|---:|"]
+             "| persons | facts | every fact into the counts | every table from them | cells "
+             "| memory of the read (before → peak) | the database's (FerretDB) |",
+             "|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
+        database = (f"{r['db_before_mb']:.0f} → {r['db_peak_mb']:.0f} MB"
+                    if r.get("db_peak_mb") else "-")
         lines.append(f"| {r['persons']:,} | {r['facts']:,} | {r['load_s']:.1f} s | "
-                     f"{r['compute_s']:.1f} s | {r['rss_before_mb']:.0f} → "
-                     f"{r['rss_peak_mb']:.0f} MB |")
+                     f"{r['compute_s']:.2f} s | {r['cells']:,} | {r['rss_before_mb']:.0f} → "
+                     f"{r['rss_peak_mb']:.0f} MB | {database} |")
     return "\n".join(lines)
 
 

@@ -22,6 +22,11 @@ def test_a_person_gives_the_six_facts_of_a_usual_path_in_reporting_shapes() -> N
 
 
 def test_the_report_has_a_row_per_size() -> None:
-    text = rr.report([{"persons": 10_000, "facts": 60_000, "load_s": 12.5, "compute_s": 2.2,
-                       "rss_before_mb": 76.0, "rss_peak_mb": 240.0}], "python -m bench reporting")
-    assert "| 10,000 | 60,000 | 12.5 s | 2.2 s | 76 → 240 MB |" in text
+    text = rr.report([{"persons": 10_000, "facts": 60_000, "load_s": 12.5, "compute_s": 0.02,
+                       "cells": 1_440, "rss_before_mb": 76.0, "rss_peak_mb": 90.0,
+                       "db_before_mb": 300.0, "db_peak_mb": 520.0},
+                      {"persons": 20_000, "facts": 120_000, "load_s": 25.0, "compute_s": 0.02,
+                       "cells": 1_440, "rss_before_mb": 76.0, "rss_peak_mb": 91.0,
+                       "db_before_mb": 0.0, "db_peak_mb": 0.0}], "python -m bench reporting")
+    assert "| 10,000 | 60,000 | 12.5 s | 0.02 s | 1,440 | 76 → 90 MB | 300 → 520 MB |" in text
+    assert "| 20,000 | 120,000 | 25.0 s | 0.02 s | 1,440 | 76 → 91 MB | - |" in text

@@ -232,3 +232,44 @@ def test_facts_keep_no_free_text_nor_birth_month() -> None:
     assert "naissance" not in fact and "age" not in fact and "drapeaux" not in fact
     d = p.decision_fact(b.decision("p", "x", "d", "pp", "ouvert", b.utc(2026, 3, 2, 9)))
     assert "explication" not in d
+
+
+def _same_day_paths(n: int) -> dict[str, list]:
+    """``n`` persons with the same path on the same day: a life event, a case opened, a call
+    with a deadline answered in time."""
+    u, out = b.utc, {t.DEMANDES: [], t.DECISIONS: [], t.ACTIONS: [], t.RESULTATS: []}
+    for k in range(n):
+        pseudo, dossier = f"p{k:05d}", f"d{k:05d}"
+        dem = b.demande(pseudo, "retraite", u(2026, 3, 2, 9))
+        out[t.DEMANDES].append(dem)
+        out[t.DECISIONS].append(b.decision(pseudo, dem.data.demande_id, dossier,
+                                           "accompagnement-des-seniors", "ouvert",
+                                           u(2026, 3, 2, 9)))
+        call = b.action(pseudo, dossier, "accompagnement-des-seniors", "appel", "appel",
+                        "telephone", u(2026, 3, 2, 10), modele="appel",
+                        echeance=u(2026, 3, 4, 10))
+        out[t.ACTIONS].append(call)
+        out[t.RESULTATS].append(b.resultat(pseudo, "appel", u(2026, 3, 3, 10), planned=call,
+                                           issue="joint"))
+    return out
+
+
+def test_the_cube_keeps_counts_per_day_and_dimensions_not_the_facts_behind_them() -> None:
+    small = ind.cube_of(facts_of(_same_day_paths(10)), scenarios.MISAS_NOW)
+    large = ind.cube_of(facts_of(_same_day_paths(300)), scenarios.MISAS_NOW)
+    assert large.facts == 30 * small.facts == 1200
+    assert large.size() == small.size(), "thirty times the facts, the same cells"
+    f = ind.Filtre(granularite="mois")
+    assert large.rows("prise-en-charge-48h", f)[0]["dans_les_delais"] == 300
+    assert total(large.rows("volumes", f), indicateur="appels")["valeur"] == 300
+    assert total(large.rows("entonnoir", f))["contactees"] == 300
+
+
+def test_facts_come_apart_by_person_and_the_rejects_alone() -> None:
+    facts = facts_of(_same_day_paths(3))
+    facts.rejets.append({"_id": "r1", "code": "nir.cle", "rejete_le": scenarios.MISAS_NOW})
+    parts = list(ind.by_person(facts))
+    assert [sorted({d["pseudonyme"] for d in part.demandes + part.resultats}) for part in
+            parts[:3]] == [["p00000"], ["p00001"], ["p00002"]]
+    assert all(part.size() == 4 for part in parts[:3])
+    assert parts[3] == ind.Facts(rejets=facts.rejets)
