@@ -7,6 +7,7 @@ import csv
 import io
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date
 from enum import Enum
 from pathlib import Path
@@ -124,6 +125,52 @@ Objectif = Annotated[str, Query(description="conversion only: the goal's life ev
 Fenetre = Annotated[int, Query(ge=1, le=36, description="conversion only: window, months.")]
 
 
+@dataclass(frozen=True)
+class TableQuery:
+    """What a table is asked with (the same for JSON and CSV)."""
+
+    table: str
+    filtre: ind.Filtre
+    conversion: Conversion
+
+    def echo(self) -> dict[str, Any]:
+        """The filters as the answer repeats them."""
+        f = self.filtre
+        return {
+            "du": f.du.isoformat() if f.du else None,
+            "au": f.au.isoformat() if f.au else None,
+            "granularite": f.granularite,
+            "par": list(f.par),
+            **f.valeurs,
+            **(dict(zip(("modele", "objectif", "fenetre_mois"), self.conversion, strict=True))
+               if self.table == "conversion" else {}),
+        }
+
+
+def table_query(
+    table: Table,
+    du: Du = None,
+    au: Au = None,
+    granularite: Gran = "jour",  # type: ignore[valid-type]
+    par: Par = None,
+    parcours: Dim = None,
+    detecteur: Dim = None,
+    departement: Dim = None,
+    commune: Dim = None,
+    canal: Dim = None,
+    modele: Modele = ind.CONVERSION_MODELE,
+    objectif: Objectif = ind.CONVERSION_OBJECTIF,
+    fenetre_mois: Fenetre = ind.CONVERSION_FENETRE_MOIS,
+) -> TableQuery:
+    dims = dict(parcours=parcours, detecteur=detecteur, departement=departement,
+                commune=commune, canal=canal)
+    return TableQuery(table.value, _filtre(du, au, granularite, par, dims),
+                      _params(table.value, modele, objectif, fenetre_mois))
+
+
+Asked = Annotated[TableQuery, Depends(table_query)]
+
+
 def router(get_deps: Callable[[], Deps], *, dashboard_public: bool = False) -> APIRouter:
     """Indicators for reporting readers and supervisors (no person-level data). The dashboard
     page is always served; it sends the token the reader pasted into it (sessionStorage); its
@@ -133,42 +180,24 @@ def router(get_deps: Callable[[], Deps], *, dashboard_public: bool = False) -> A
     tableau = [] if dashboard_public else lecteur
     cache = IndicatorsCache()
 
-    async def answer(
-        table: str,
-        fmt: str,
-        du: date | None,
-        au: date | None,
-        granularite: str,
-        par: str | None,
-        dims: dict[str, str | None],
-        conversion: Conversion,
-    ) -> Response:
-        f = _filtre(du, au, granularite, par, dims)
-        cube = await cache.get(get_deps(), conversion)
-        rows = cube.rows(table, f)
-        cols = ind.columns(table, f)
+    async def answer(q: TableQuery, fmt: str) -> Response:
+        cube = await cache.get(get_deps(), q.conversion)
+        rows = cube.rows(q.table, q.filtre)
+        cols = ind.columns(q.table, q.filtre)
         if fmt == "csv":
             return Response(
                 to_csv(cols, rows),
                 media_type="text/csv; charset=utf-8",
-                headers={"Content-Disposition": f'attachment; filename="{table}.csv"'},
+                headers={"Content-Disposition": f'attachment; filename="{q.table}.csv"'},
             )
         return JSONResponse(
             {
-                "table": table,
-                "titre": ind.TABLE_TITLES[table],
+                "table": q.table,
+                "titre": ind.TABLE_TITLES[q.table],
                 "colonnes": cols,
                 "lignes": rows,
                 "calcule_le": cube.now.isoformat(),
-                "filtres": {
-                    "du": du.isoformat() if du else None,
-                    "au": au.isoformat() if au else None,
-                    "granularite": granularite,
-                    "par": list(f.par),
-                    **{k: v for k, v in dims.items() if v},
-                    **(dict(zip(("modele", "objectif", "fenetre_mois"), conversion, strict=True))
-                       if table == "conversion" else {}),
-                },
+                "filtres": q.echo(),
             }
         )
 
@@ -199,37 +228,8 @@ def router(get_deps: Callable[[], Deps], *, dashboard_public: bool = False) -> A
         response_class=Response,
         responses={200: {"content": {"text/csv": {}}}},
     )
-    async def table_csv(
-        table: Table,
-        du: Du = None,
-        au: Au = None,
-        granularite: Gran = "jour",  # type: ignore[valid-type]
-        par: Par = None,
-        parcours: Dim = None,
-        detecteur: Dim = None,
-        departement: Dim = None,
-        commune: Dim = None,
-        canal: Dim = None,
-        modele: Modele = ind.CONVERSION_MODELE,
-        objectif: Objectif = ind.CONVERSION_OBJECTIF,
-        fenetre_mois: Fenetre = ind.CONVERSION_FENETRE_MOIS,
-    ) -> Response:
-        return await answer(
-            table.value,
-            "csv",
-            du,
-            au,
-            granularite,
-            par,
-            dict(
-                parcours=parcours,
-                detecteur=detecteur,
-                departement=departement,
-                commune=commune,
-                canal=canal,
-            ),
-            _params(table.value, modele, objectif, fenetre_mois),
-        )
+    async def table_csv(q: Asked) -> Response:
+        return await answer(q, "csv")
 
     @r.get(
         "/v1/indicateurs/{table}",
@@ -239,38 +239,8 @@ def router(get_deps: Callable[[], Deps], *, dashboard_public: bool = False) -> A
         response_class=Response,
         responses={200: {"content": {"application/json": {}, "text/csv": {}}}},
     )
-    async def table_json(
-        table: Table,
-        du: Du = None,
-        au: Au = None,
-        granularite: Gran = "jour",  # type: ignore[valid-type]
-        par: Par = None,
-        parcours: Dim = None,
-        detecteur: Dim = None,
-        departement: Dim = None,
-        commune: Dim = None,
-        canal: Dim = None,
-        fmt: Fmt = "json",
-        modele: Modele = ind.CONVERSION_MODELE,
-        objectif: Objectif = ind.CONVERSION_OBJECTIF,
-        fenetre_mois: Fenetre = ind.CONVERSION_FENETRE_MOIS,
-    ) -> Response:
-        return await answer(
-            table.value,
-            fmt,
-            du,
-            au,
-            granularite,
-            par,
-            dict(
-                parcours=parcours,
-                detecteur=detecteur,
-                departement=departement,
-                commune=commune,
-                canal=canal,
-            ),
-            _params(table.value, modele, objectif, fenetre_mois),
-        )
+    async def table_json(q: Asked, fmt: Fmt = "json") -> Response:
+        return await answer(q, fmt)
 
     async def etat() -> dict[str, Any]:
         deps = get_deps()

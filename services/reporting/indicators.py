@@ -868,34 +868,3 @@ def compute(table: str, facts: Facts, f: Filtre, now: datetime, **params: Any) -
     store: ``ReportingStore.fill``)."""
     return cube_of(facts, now, **params).rows(table, f)
 
-
-def volumes(facts: Facts, f: Filtre, now: datetime) -> list[Row]:
-    return compute("volumes", facts, f, now)
-
-
-def rejets(facts: Facts, f: Filtre, now: datetime) -> list[Row]:
-    return compute("rejets", facts, f, now)
-
-
-def prise_en_charge_48h(facts: Facts, f: Filtre, now: datetime) -> list[Row]:
-    return compute("prise-en-charge-48h", facts, f, now)
-
-
-def deperdition(facts: Facts, f: Filtre, now: datetime) -> list[Row]:
-    return compute("deperdition", facts, f, now)
-
-
-def misas(facts: Facts, f: Filtre, now: datetime) -> list[Row]:
-    return compute("misas", facts, f, now)
-
-
-def pertinence_detecteurs(facts: Facts, f: Filtre, now: datetime) -> list[Row]:
-    return compute("pertinence-detecteurs", facts, f, now)
-
-
-def conversion(facts: Facts, f: Filtre, now: datetime, **params: Any) -> list[Row]:
-    return compute("conversion", facts, f, now, **params)
-
-
-def entonnoir(facts: Facts, f: Filtre, now: datetime) -> list[Row]:
-    return compute("entonnoir", facts, f, now)

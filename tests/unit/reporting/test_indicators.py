@@ -77,7 +77,9 @@ def test_periods_are_paris_days_iso_weeks_and_months() -> None:
 
 def test_48_hour_rate_and_time_to_first_contact_on_the_hand_checked_scenario() -> None:
     facts = facts_of(scenarios.misas())
-    rows = ind.prise_en_charge_48h(facts, ind.Filtre(granularite="mois"), scenarios.MISAS_NOW)
+    rows = ind.compute(
+        "prise-en-charge-48h", facts, ind.Filtre(granularite="mois"), scenarios.MISAS_NOW
+    )
     assert rows == [
         {
             "periode": "2026-03",
@@ -94,7 +96,7 @@ def test_48_hour_rate_and_time_to_first_contact_on_the_hand_checked_scenario() -
 
 def test_misas_composite_on_the_hand_checked_scenario() -> None:
     facts = facts_of(scenarios.misas())
-    rows = ind.misas(facts, ind.Filtre(granularite="mois"), scenarios.MISAS_NOW)
+    rows = ind.compute("misas", facts, ind.Filtre(granularite="mois"), scenarios.MISAS_NOW)
     assert rows == [
         {
             "periode": "2026-03",
@@ -119,7 +121,7 @@ def test_misas_composite_formula() -> None:
 def test_dropoff_and_relevance_per_detector_on_the_scenario() -> None:
     facts = facts_of(scenarios.misas())
     f = ind.Filtre(granularite="mois")
-    assert ind.deperdition(facts, f, scenarios.MISAS_NOW) == [
+    assert ind.compute("deperdition", facts, f, scenarios.MISAS_NOW) == [
         {
             "periode": "2026-03",
             "dossiers_clos": 6,
@@ -129,8 +131,11 @@ def test_dropoff_and_relevance_per_detector_on_the_scenario() -> None:
             "taux_deperdition": 0.6667,
         }
     ]
-    rows = ind.pertinence_detecteurs(
-        facts, ind.Filtre(granularite="mois", par=("detecteur",)), scenarios.MISAS_NOW
+    rows = ind.compute(
+        "pertinence-detecteurs",
+        facts,
+        ind.Filtre(granularite="mois", par=("detecteur",)),
+        scenarios.MISAS_NOW,
     )
     assert {
         r["detecteur"]: (
@@ -145,7 +150,7 @@ def test_dropoff_and_relevance_per_detector_on_the_scenario() -> None:
 
 def test_conversion_of_the_m9_letter_within_four_months() -> None:
     facts = facts_of(scenarios.cohort())
-    rows = ind.conversion(facts, ind.Filtre(granularite="mois"), scenarios.COHORT_NOW)
+    rows = ind.compute("conversion", facts, ind.Filtre(granularite="mois"), scenarios.COHORT_NOW)
     assert rows == [
         {
             "periode": "2026-01",
@@ -159,8 +164,8 @@ def test_conversion_of_the_m9_letter_within_four_months() -> None:
             "taux_conversion": 0.4233,
         }
     ]
-    shorter = ind.conversion(
-        facts, ind.Filtre(granularite="mois"), scenarios.COHORT_NOW, fenetre_mois=1
+    shorter = ind.compute(
+        "conversion", facts, ind.Filtre(granularite="mois"), scenarios.COHORT_NOW, fenetre_mois=1
     )
     assert shorter[0]["converties_dans_la_fenetre"] < 127
 
@@ -185,7 +190,9 @@ def test_a_goal_before_the_letter_or_a_second_letter_changes_nothing() -> None:
         ],
         t.DEMANDES: [b.demande("x", "complementaire-souscrite", u(2026, 1, 2, 9))],
     }
-    rows = ind.conversion(facts_of(events), ind.Filtre(granularite="mois"), u(2026, 12, 1))
+    rows = ind.compute(
+        "conversion", facts_of(events), ind.Filtre(granularite="mois"), u(2026, 12, 1)
+    )
     assert (rows[0]["personnes"], rows[0]["converties_dans_la_fenetre"]) == (1, 0)
 
 
@@ -196,7 +203,7 @@ def test_volumes_count_each_kind_of_fact_by_dimension_and_filter() -> None:
     )
     got = {
         (r["indicateur"], r["motif"]): r["valeur"]
-        for r in ind.volumes(facts, f, scenarios.MISAS_NOW)
+        for r in ind.compute("volumes", facts, f, scenarios.MISAS_NOW)
     }
     assert got[("signalements-recus", "renoncement-aux-soins")] == 3
     assert got[("dossiers-ouverts", "")] == 3
@@ -242,15 +249,31 @@ def _same_day_paths(n: int) -> dict[str, list]:
         pseudo, dossier = f"p{k:05d}", f"d{k:05d}"
         dem = b.demande(pseudo, "retraite", u(2026, 3, 2, 9))
         out[t.DEMANDES].append(dem)
-        out[t.DECISIONS].append(b.decision(pseudo, dem.data.demande_id, dossier,
-                                           "accompagnement-des-seniors", "ouvert",
-                                           u(2026, 3, 2, 9)))
-        call = b.action(pseudo, dossier, "accompagnement-des-seniors", "appel", "appel",
-                        "telephone", u(2026, 3, 2, 10), modele="appel",
-                        echeance=u(2026, 3, 4, 10))
+        out[t.DECISIONS].append(
+            b.decision(
+                pseudo,
+                dem.data.demande_id,
+                dossier,
+                "accompagnement-des-seniors",
+                "ouvert",
+                u(2026, 3, 2, 9),
+            )
+        )
+        call = b.action(
+            pseudo,
+            dossier,
+            "accompagnement-des-seniors",
+            "appel",
+            "appel",
+            "telephone",
+            u(2026, 3, 2, 10),
+            modele="appel",
+            echeance=u(2026, 3, 4, 10),
+        )
         out[t.ACTIONS].append(call)
-        out[t.RESULTATS].append(b.resultat(pseudo, "appel", u(2026, 3, 3, 10), planned=call,
-                                           issue="joint"))
+        out[t.RESULTATS].append(
+            b.resultat(pseudo, "appel", u(2026, 3, 3, 10), planned=call, issue="joint")
+        )
     return out
 
 
@@ -269,7 +292,8 @@ def test_facts_come_apart_by_person_and_the_rejects_alone() -> None:
     facts = facts_of(_same_day_paths(3))
     facts.rejets.append({"_id": "r1", "code": "nir.cle", "rejete_le": scenarios.MISAS_NOW})
     parts = list(ind.by_person(facts))
-    assert [sorted({d["pseudonyme"] for d in part.demandes + part.resultats}) for part in
-            parts[:3]] == [["p00000"], ["p00001"], ["p00002"]]
+    assert [
+        sorted({d["pseudonyme"] for d in part.demandes + part.resultats}) for part in parts[:3]
+    ] == [["p00000"], ["p00001"], ["p00002"]]
     assert all(part.size() == 4 for part in parts[:3])
     assert parts[3] == ind.Facts(rejets=facts.rejets)
