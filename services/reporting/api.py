@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
@@ -17,6 +15,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from services.reporting import indicators as ind
+from services.reporting.cache import DEFAULT_CONVERSION, Conversion, EnCalcul, IndicatorsCache
 from services.reporting.handlers import Deps
 from services.reporting.lag import consumer_lag, freshness
 from shared.auth import LECTEUR, SUPERVISEUR, require
@@ -25,57 +24,7 @@ from shared.logging import get_logger
 log = get_logger("reporting.api")
 
 DASHBOARD = Path(__file__).with_name("dashboard.html")
-CACHE_SECONDS = 2.0
-
 Table = Enum("Table", {name.replace("-", "_"): name for name in ind.TABLES}, type=str)  # type: ignore[misc]
-
-
-Conversion = tuple[str, str, int]
-DEFAULT_CONVERSION: Conversion = (
-    ind.CONVERSION_MODELE,
-    ind.CONVERSION_OBJECTIF,
-    ind.CONVERSION_FENETRE_MOIS,
-)
-
-
-class IndicatorsCache:
-    """The indicators' cube (counts per day and dimension, not facts), made once for all the
-    readers of a moment. Made again after a change (this instance's consumers) or every
-    ``CACHE_SECONDS`` (other instances' changes), but never more often than ``spacing`` times
-    the last one took: making it reads every fact (docs/performance.md, "Reporting: one
-    read"), so at most a tenth of the time goes to reading, however large the store. Readers
-    arriving while it is made wait for it instead of reading the store again.
-
-    A conversion asked with other parameters than the dashboard's (letter, goal, window) has
-    a cube of its own, of that table alone; the ``keep`` most recently made are kept."""
-
-    def __init__(self, spacing: float = 10.0, clock: Callable[[], float] = time.monotonic,
-                 keep: int = 4) -> None:
-        self.spacing = spacing
-        self.keep = keep
-        self._clock = clock
-        self._entries: dict[Conversion, tuple[ind.Cube, int, float, float]] = {}
-        self._lock = asyncio.Lock()
-
-    async def get(self, deps: Deps, conversion: Conversion = DEFAULT_CONVERSION) -> ind.Cube:
-        async with self._lock:
-            entry = self._entries.get(conversion)
-            if entry is not None:
-                cube, version, at, took = entry
-                age = self._clock() - at
-                stale = version != deps.version[0] or age >= CACHE_SECONDS
-                if not stale or age < self.spacing * took:
-                    return cube
-            version, started = deps.version[0], self._clock()
-            tables = None if conversion == DEFAULT_CONVERSION else ("conversion",)
-            cube = await deps.store.fill(ind.Cube(deps.clock.now(), conversion, tables))
-            at = self._clock()
-            self._entries.pop(conversion, None)
-            self._entries[conversion] = (cube, version, at, at - started)
-            others = [k for k in self._entries if k != DEFAULT_CONVERSION]
-            for k in others[: max(0, len(others) - self.keep)]:
-                del self._entries[k]
-            return cube
 
 
 def _filtre(
@@ -119,6 +68,9 @@ Par = Annotated[
 Dim = Annotated[
     str | None, Query(description=f"Keep only this value ('{ind.NON_RENSEIGNE}' for none).")
 ]
+EN_CALCUL: dict[int | str, dict[str, Any]] = {503: {
+    "description": "No figures yet after a start: they are being computed from the whole "
+                   "store; ask again after Retry-After seconds."}}
 Fmt = Annotated[Literal["json", "csv"], Query(alias="format", description="json or csv.")]
 Modele = Annotated[str, Query(description="conversion only: template of the letter.")]
 Objectif = Annotated[str, Query(description="conversion only: the goal's life event.")]
@@ -171,17 +123,29 @@ def table_query(
 Asked = Annotated[TableQuery, Depends(table_query)]
 
 
-def router(get_deps: Callable[[], Deps], *, dashboard_public: bool = False) -> APIRouter:
+def router(get_deps: Callable[[], Deps], cubes: IndicatorsCache, *,
+           dashboard_public: bool = False) -> APIRouter:
     """Indicators for reporting readers and supervisors (no person-level data). The dashboard
     page is always served; it sends the token the reader pasted into it (sessionStorage); its
     data endpoint is open only with ``dashboard_public``."""
     r = APIRouter(dependencies=[])
     lecteur = [Depends(require(LECTEUR, SUPERVISEUR))]
     tableau = [] if dashboard_public else lecteur
-    cache = IndicatorsCache()
+
+    async def cube_for(conversion: Conversion = DEFAULT_CONVERSION) -> ind.Cube:
+        try:
+            return await cubes.get(get_deps(), conversion)
+        except EnCalcul as exc:
+            raise HTTPException(
+                503,
+                {"erreur": "indicateurs-en-calcul",
+                 "message": "the indicators are being computed from the whole store (after a "
+                            f"start); ask again in {exc.retry_after} s"},
+                headers={"Retry-After": str(exc.retry_after)},
+            ) from exc
 
     async def answer(q: TableQuery, fmt: str) -> Response:
-        cube = await cache.get(get_deps(), q.conversion)
+        cube = await cube_for(q.conversion)
         rows = cube.rows(q.table, q.filtre)
         cols = ind.columns(q.table, q.filtre)
         if fmt == "csv":
@@ -226,7 +190,7 @@ def router(get_deps: Callable[[], Deps], *, dashboard_public: bool = False) -> A
         summary="A table as CSV",
         dependencies=lecteur,
         response_class=Response,
-        responses={200: {"content": {"text/csv": {}}}},
+        responses={200: {"content": {"text/csv": {}}}, **EN_CALCUL},
     )
     async def table_csv(q: Asked) -> Response:
         return await answer(q, "csv")
@@ -237,7 +201,7 @@ def router(get_deps: Callable[[], Deps], *, dashboard_public: bool = False) -> A
         summary="A table (JSON, or CSV with ?format=csv)",
         dependencies=lecteur,
         response_class=Response,
-        responses={200: {"content": {"application/json": {}, "text/csv": {}}}},
+        responses={200: {"content": {"application/json": {}, "text/csv": {}}}, **EN_CALCUL},
     )
     async def table_json(q: Asked, fmt: Fmt = "json") -> Response:
         return await answer(q, fmt)
@@ -271,11 +235,12 @@ def router(get_deps: Callable[[], Deps], *, dashboard_public: bool = False) -> A
         tags=["tableau de bord"],
         summary="Everything the dashboard page draws, in one answer",
         dependencies=tableau,
+        responses=EN_CALCUL,
     )
     async def dashboard_data(
         du: Du = None, au: Au = None, granularite: Gran = "jour"
     ) -> dict[str, Any]:
-        cube = await cache.get(get_deps())
+        cube = await cube_for()
 
         def t(
             table: str, par: tuple[str, ...] = (), gran: str | None = None

@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
 from services.reporting import api, handlers
+from services.reporting.cache import IndicatorsCache
 from services.reporting.handlers import Deps, Metrics
 from services.reporting.store import ReportingStore
 from shared import auth
@@ -32,6 +33,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     broker = make_broker(settings, registry=registry)
     metrics = Metrics(registry)
     holder: dict[str, Deps] = {}
+    cache = IndicatorsCache()
 
     def get_deps() -> Deps:
         return holder["deps"]
@@ -53,9 +55,11 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         await store.ensure_indexes()
         await raw.start()
         await broker.start()
+        cache.warm(deps)
         try:
             yield
         finally:
+            await cache.close()
             await broker.stop()
             await raw.stop()
             await client.close()
@@ -72,6 +76,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     )
     app.state.ready_checks = ready_checks(broker)
     auth.install(app, settings)
-    app.include_router(api.router(get_deps, dashboard_public=settings.reporting_dashboard_public))
+    app.include_router(api.router(get_deps, cache,
+                                  dashboard_public=settings.reporting_dashboard_public))
     mount_platform_routes(app, settings, broker, registry)
     return app
