@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.structs import ConsumerRecord, TopicPartition
+from aiokafka.structs import ConsumerRecord, OffsetAndMetadata, TopicPartition
 
 T = TypeVar("T")
 
@@ -66,6 +66,25 @@ async def read_all(bootstrap: str, topic: str, *, expect: int | None = None,
 
 async def _position(consumer: AIOKafkaConsumer, tp: TopicPartition) -> int:
     return await consumer.position(tp)
+
+
+async def commit_group(bootstrap: str, group: str, *names: str,
+                       to: Literal["start", "end"] = "start") -> None:
+    """Commit, for ``group``, offset 0 of every partition of the topics (as if its consumer had
+    stopped before committing anything: all is delivered again) or their end offsets (as if it
+    had read everything). The group must have no running member."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group,
+                                enable_auto_commit=False)
+    await consumer.start()
+    try:
+        await consumer._client.force_metadata_update()
+        tps = [TopicPartition(t, p) for t in names for p in consumer.partitions_for_topic(t) or ()]
+        assert tps, f"no partition of {names}"
+        offsets = await consumer.end_offsets(tps) if to == "end" else dict.fromkeys(tps, 0)
+        consumer.assign(tps)
+        await consumer.commit({tp: OffsetAndMetadata(offsets[tp], "") for tp in tps})
+    finally:
+        await consumer.stop()
 
 
 async def produce(

@@ -10,28 +10,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer
-from aiokafka.structs import OffsetAndMetadata
 
 from bench import e2e
 from shared import topics
 from shared.topics import ensure_topics
 from tests.conftest import Endpoints, delete_topics, unique
-from tests.support import produce
-
-
-async def _commit_ends(servers: str, group: str, topic: str) -> None:
-    """The group commits the end offset of every partition: it has read everything."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=servers, group_id=group,
-                                enable_auto_commit=False)
-    await consumer.start()
-    try:
-        tps = e2e.partitions(topic)
-        ends = await consumer.end_offsets(tps)
-        consumer.assign(tps)
-        await consumer.commit({tp: OffsetAndMetadata(ends[tp], "") for tp in tps})
-    finally:
-        await consumer.stop()
+from tests.support import commit_group, produce
 
 
 async def _returns_within(awaitable: Any, seconds: float) -> bool:
@@ -63,7 +47,7 @@ async def test_done_only_when_every_group_committed_and_no_timer_is_due(
             check = e2e.caught_up(offsets, prefix, ("notification",), db)
             assert not await _returns_within(check, 4), "a record not read: not done"
 
-            await _commit_ends(servers, prefix + "notification", actions)
+            await commit_group(servers, prefix + "notification", actions, to="end")
             assert await offsets.lag(prefix + "notification", actions) == 0
             check = e2e.caught_up(offsets, prefix, ("notification",), db)
             assert not await _returns_within(check, 4), "a timer still due: not done"

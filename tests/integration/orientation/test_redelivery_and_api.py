@@ -5,9 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaConnectionError
-from aiokafka.structs import OffsetAndMetadata, TopicPartition
 from prometheus_client import generate_latest
 
 from services.orientation.app import create_app
@@ -24,7 +22,7 @@ from tests.integration.orientation.helpers import (
     published,
     send_demandes,
 )
-from tests.support import auth_headers, eventually, produce, read_all, running
+from tests.support import auth_headers, commit_group, eventually, produce, read_all, running
 
 
 def _ids(events: list[dict[str, Any]]) -> list[str]:
@@ -36,20 +34,6 @@ async def _metric(app: Any, name: str, at_least: float) -> bool:
                 generate_latest(app.state.registry).decode().splitlines()
                 if line.startswith(name + "{") or line.startswith(name + " "))
     return total >= at_least
-
-
-async def _rewind(bootstrap: str, group: str, *names: str) -> None:
-    """As if the consumer had stopped before committing: the group's offsets back to 0."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group,
-                                enable_auto_commit=False)
-    await consumer.start()
-    try:
-        await consumer._client.force_metadata_update()
-        tps = [TopicPartition(t, p) for t in names for p in consumer.partitions_for_topic(t) or ()]
-        consumer.assign(tps)
-        await consumer.commit({tp: OffsetAndMetadata(0, "") for tp in tps})
-    finally:
-        await consumer.stop()
 
 
 async def test_a_redelivered_demand_publishes_nothing_new_even_after_a_restart_from_zero(
@@ -71,7 +55,7 @@ async def test_a_redelivered_demand_publishes_nothing_new_even_after_a_restart_f
     assert _ids(await published(settings, DECISIONS)) == _ids(decisions)
 
     # The consumer stopped before committing: everything is read again by a new instance.
-    await _rewind(settings.kafka_bootstrap_servers, f"{settings.topic_prefix}orientation",
+    await commit_group(settings.kafka_bootstrap_servers, f"{settings.topic_prefix}orientation",
                   settings.topic(DEMANDES), settings.topic(RESULTATS))
     again = create_app(settings, clock=ManualClock(NOW))
     async with running(again):

@@ -8,14 +8,11 @@ from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer
-from aiokafka.structs import OffsetAndMetadata, TopicPartition
-
 from services.signalement.app import create_app
 from shared.clock import ManualClock
 from shared.kafka import H_CODE
 from tests.inputs import CT, mixed_records, valid_event
-from tests.support import eventually, produce, read_all, running
+from tests.support import commit_group, eventually, produce, read_all, running
 
 NOW = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
 
@@ -63,23 +60,6 @@ async def test_every_record_is_accepted_or_rejected_with_its_code_and_none_disap
     assert not any(s in logs for s in secrets), "personal data in the logs"
 
 
-async def _rewind_group(bootstrap: str, group: str, topic: str) -> None:
-    """As if the consumer had stopped before committing: the group's offsets back to 0."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group,
-                                enable_auto_commit=False)
-    await consumer.start()
-    try:
-        parts = consumer.partitions_for_topic(topic) or set()
-        if not parts:
-            await consumer._client.force_metadata_update()
-            parts = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in parts]
-        consumer.assign(tps)
-        await consumer.commit({tp: OffsetAndMetadata(0, "") for tp in tps})
-    finally:
-        await consumer.stop()
-
-
 async def test_the_same_batch_delivered_again_makes_no_second_demand(
     topics: str, make_settings: Any
 ) -> None:
@@ -94,7 +74,7 @@ async def test_the_same_batch_delivered_again_makes_no_second_demand(
         await eventually(lambda: _count(app, 30), timeout=60)
     first = await read_all(bootstrap, settings.topic("parcours.demandes"), expect=30)
 
-    await _rewind_group(bootstrap, f"{settings.topic_prefix}signalement", source)
+    await commit_group(bootstrap, f"{settings.topic_prefix}signalement", source)
     app2 = create_app(settings, clock=ManualClock(NOW))
     async with running(app2):
         # wait until the whole topic was read again by the restarted consumer
