@@ -3,8 +3,10 @@
 Facts are the documents of :mod:`services.reporting.projections`. Every table is computed from
 them at query time: the facts are the single source of truth, so a rebuild from the topics
 gives the same figures, whatever order the topics are replayed in (joins across topics are
-done here, not at write time). Each table is a list of rows: a period (``jour``, ``semaine``
-or ``mois``, Paris time), the dimensions asked for (``par``), then its figures.
+done here, not at write time, each within one person's facts). The facts are read person by
+person into counts per Paris day and dimension values (``Cube``), from which each table is
+read. Each table is a list of rows: a period (``jour``, ``semaine`` or ``mois``, Paris time),
+the dimensions asked for (``par``), then its figures.
 
 Definitions (also served at ``GET /v1/indicateurs``):
 

@@ -94,9 +94,9 @@ class ReportingStore:
         cursors = {name: self.db[name].find({}, sort=BY_PERSON, batch_size=batch_size)
                    for name in PERSON_FACTS}
         heads: dict[str, dict[str, Any] | None] = {}
-        for name, cursor in cursors.items():
-            heads[name] = await anext(cursor, None)
         try:
+            for name, cursor in cursors.items():
+                heads[name] = await anext(cursor, None)
             while True:
                 present = [_person(h) for h in heads.values() if h is not None]
                 if not present:
