@@ -275,6 +275,7 @@ def router(get_deps: Callable[[], Deps], cubes: IndicatorsCache, *,
                     "interrompus_avec_droits",
                 ],
             ),
+            "calcule_le": cube.now.isoformat(),
             "etat": await etat(),
         }
 

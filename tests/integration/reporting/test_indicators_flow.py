@@ -222,6 +222,7 @@ async def test_hand_checked_scenario_csv_rebuild_and_no_personal_data(
             assert label in response.text
         assert "http://" not in response.text.replace("http://www.w3.org/2000/svg", "")
     assert data["misas"]["indicateur_composite"] == 0.48
+    assert data["calcule_le"] == scenarios.MISAS_NOW.isoformat(), "when the figures were computed"
     assert {d["detecteur"]: d["taux_pertinence"] for d in data["detecteurs"]} == {
         "ccas:ccas-91-evry": 0.75,
         "mission-locale:ml-91": 0.6667,
