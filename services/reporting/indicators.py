@@ -465,19 +465,9 @@ def _pertinence_detecteurs(facts: Facts, ix: Index, cube: Cube) -> Iterator[Unit
     for d in facts.demandes:
         if d["origine"] != "signalement" or d["nature"] != "initial":
             continue
-        opened = ix.opened(d["_id"])
-        dossiers = {x["dossier_id"] for x in opened}
+        dossiers, dims = _cases_of(d, ix)
         accompagne = any(ix.reached(x) or ix.goal_reached(x) for x in dossiers)
-        yield Unit(
-            d["recu_le"],
-            _dims(
-                opened[0]["parcours"] if opened else None,
-                d.get("detecteur"),
-                d.get("departement"),
-                d.get("commune"),
-            ),
-            labels=_flags(ouvert=bool(dossiers), accompagne=accompagne),
-        )
+        yield Unit(d["recu_le"], dims, labels=_flags(ouvert=bool(dossiers), accompagne=accompagne))
 
 
 def _conversion(facts: Facts, ix: Index, cube: Cube) -> Iterator[Unit]:
@@ -530,22 +520,25 @@ def _entonnoir(facts: Facts, ix: Index, cube: Cube) -> Iterator[Unit]:
     for d in facts.demandes:
         if d["nature"] != "initial":
             continue
-        opened = ix.opened(d["_id"])
-        dossiers = {x["dossier_id"] for x in opened}
+        dossiers, dims = _cases_of(d, ix)
         yield Unit(
             d["recu_le"],
-            _dims(
-                opened[0]["parcours"] if opened else None,
-                d.get("detecteur"),
-                d.get("departement"),
-                d.get("commune"),
-            ),
+            dims,
             labels=_flags(
                 oriente=bool(dossiers),
                 contacte=any(ix.contacted(x) for x in dossiers),
                 objectif=any(ix.goal_reached(x) for x in dossiers),
             ),
         )
+
+
+def _cases_of(d: Fact, ix: Index) -> tuple[set[str], dict[str, str | None]]:
+    """A demand's cases (those its decisions opened or updated) and the dimensions it is
+    counted under (the parcours of the first of them)."""
+    opened = ix.opened(d["_id"])
+    parcours = opened[0]["parcours"] if opened else None
+    dims = _dims(parcours, d.get("detecteur"), d.get("departement"), d.get("commune"))
+    return {x["dossier_id"] for x in opened}, dims
 
 
 def _flags(**flags: bool) -> tuple[str, ...]:
@@ -712,16 +705,18 @@ class Cube:
     def add_person(self, facts: Facts) -> None:
         """One person's facts (or any set of persons' facts: the joins need only that each
         person's facts come together)."""
+        self._add_facts(facts)
+        self.persons += 1
+
+    def add_rejet(self, rejet: Fact) -> None:
+        self._add_facts(Facts(rejets=[rejet]))
+
+    def _add_facts(self, facts: Facts) -> None:
         ix = Index(facts)
         for table, cells in self.cells.items():
             for u in TABLES[table].units(facts, ix, self):
                 self._add(cells, u)
-        self.persons += 1
         self.facts += facts.size()
-
-    def add_rejet(self, rejet: Fact) -> None:
-        self.add_person(Facts(rejets=[rejet]))
-        self.persons -= 1
 
     @staticmethod
     def _add(cells: dict[CellKey, Cell], u: Unit) -> None:
@@ -770,15 +765,13 @@ class Table:
 
 
 def by_person(facts: Facts) -> Iterator[Facts]:
-    """The facts of each person (by pseudonym), and the rejects (no person) alone."""
+    """The facts of each person (by pseudonym); the rejects (no person) are not in them."""
     persons: dict[Any, dict[str, list[Fact]]] = defaultdict(lambda: defaultdict(list))
     for name in PERSON_FACTS:
         for fact in getattr(facts, name):
             persons[fact.get("pseudonyme")][name].append(fact)
     for lists in persons.values():
         yield Facts(**lists)
-    if facts.rejets:
-        yield Facts(rejets=facts.rejets)
 
 
 def cube_of(
@@ -792,6 +785,8 @@ def cube_of(
     cube = Cube(now, (modele, objectif, fenetre_mois))
     for one in by_person(facts):
         cube.add_person(one)
+    for rejet in facts.rejets:
+        cube.add_rejet(rejet)
     return cube
 
 

@@ -24,7 +24,6 @@ from pymongo import ASCENDING, AsyncMongoClient, ReplaceOne, UpdateOne
 from services.reporting.indicators import FACT_KINDS, PERSON_FACTS, Cube, Facts
 from shared.mongo import bulk_write_chunked, insert_all
 
-FACT_COLLECTIONS = FACT_KINDS
 BY_PERSON = [("pseudonyme", ASCENDING), ("_id", ASCENDING)]
 READ_BATCH = 1000
 
@@ -44,7 +43,7 @@ class ReportingStore:
         ``fields``, the first fields of each fact), and only the facts already stored, or seen
         again in the batch, are replaced or updated, in order. An upsert per fact cost fifteen
         times an insert on FerretDB (docs/performance.md)."""
-        assert collection in FACT_COLLECTIONS
+        assert collection in FACT_KINDS
         assert all("." not in k and not k.startswith("$") for _, f in fields for k in f)
         coll = self.db[collection]
         there = await insert_all(coll, docs)

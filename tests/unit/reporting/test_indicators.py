@@ -288,12 +288,14 @@ def test_the_cube_keeps_counts_per_day_and_dimensions_not_the_facts_behind_them(
     assert total(large.rows("entonnoir", f))["contactees"] == 300
 
 
-def test_facts_come_apart_by_person_and_the_rejects_alone() -> None:
+def test_facts_come_apart_by_person_and_a_reject_counts_as_no_person() -> None:
     facts = facts_of(_same_day_paths(3))
     facts.rejets.append({"_id": "r1", "code": "nir.cle", "rejete_le": scenarios.MISAS_NOW})
     parts = list(ind.by_person(facts))
     assert [
-        sorted({d["pseudonyme"] for d in part.demandes + part.resultats}) for part in parts[:3]
+        sorted({d["pseudonyme"] for d in part.demandes + part.resultats}) for part in parts
     ] == [["p00000"], ["p00001"], ["p00002"]]
-    assert all(part.size() == 4 for part in parts[:3])
-    assert parts[3] == ind.Facts(rejets=facts.rejets)
+    assert all(part.size() == 4 and not part.rejets for part in parts)
+    cube = ind.cube_of(facts, scenarios.MISAS_NOW)
+    assert (cube.persons, cube.facts) == (3, 13)
+    assert cube.rows("rejets", ind.Filtre(granularite="mois"))[0]["valeur"] == 1
