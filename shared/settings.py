@@ -114,9 +114,14 @@ class Settings(BaseSettings):
         500, description="notification: largest number of due timers fired per tick (all the "
         "partitions of the instance together, the oldest first)."
     )
+    notification_fire_batch: int = Field(
+        50, ge=1, description="notification: due actions fired together, each step of theirs "
+        "in one database command or one publication (a person's actions all in the same "
+        "batch, one after the other)."
+    )
     notification_fire_concurrency: int = Field(
-        4, ge=1, description="notification: how many persons' due actions are fired at once "
-        "(one person's always one after the other)."
+        2, ge=1, description="notification: how many batches of due actions are fired at once "
+        "(one person's actions are always in one batch)."
     )
     notification_render_processes: int = Field(
         1, ge=0, description="notification: worker processes that render the letters' PDFs "

@@ -13,17 +13,18 @@ from prometheus_client import CollectorRegistry, Gauge
 
 from services.notification import api, handlers
 from services.notification.channels import EmailSender, HttpSmsSender, SmsSender, SmtpEmailSender
+from services.notification.firing import fire_many
 from services.notification.gauges import StoreGauges
 from services.notification.letters import Renderer
 from services.notification.retention import purge
 from services.notification.scheduler import Ownership, Scheduler
-from services.notification.service import Deps, Metrics, fire, policy_from
+from services.notification.service import Deps, Metrics, policy_from
 from services.notification.store import NotificationStore
 from services.notification.templates import CATALOGUE, Templates
 from shared import auth, topics
 from shared.audit import AuditLog, audit_router
 from shared.clock import Clock, clock_from_settings
-from shared.kafka import RawProducer, make_broker
+from shared.kafka import EventPublisher, RawProducer, make_broker
 from shared.logging import configure_logging, get_logger
 from shared.mongo import make_mongo_client, ping
 from shared.retention import PurgeLoop, stop_task
@@ -74,17 +75,19 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
             s.notification_message_id_domain, timeout=s.notification_http_timeout_seconds,
             starttls=s.notification_smtp_starttls, user=s.notification_smtp_user, password=password)
         deps = Deps(settings=s, store=store, clock=clock or clock_from_settings(s.clock_file),
-                    broker=broker, templates=templates, email=email_sender, sms=sms_sender,
+                    templates=templates, email=email_sender, sms=sms_sender,
                     metrics=metrics, policy=policy_from(s), letters_dir=s.data_dir / "letters",
-                    raw=raw, fault=fault,
+                    raw=raw, publisher=EventPublisher(raw, s, registry),
+                    email_slots=asyncio.Semaphore(s.notification_fire_concurrency), fault=fault,
                     renderer=Renderer(s.notification_render_processes))
         scheduler = Scheduler(
             ownership,
             due=lambda parts: store.due_timers(parts, deps.clock.now(),
                                                s.notification_scheduler_batch),
-            fire=lambda t: fire(t, deps), interval=s.notification_scheduler_interval_seconds,
+            fire=lambda timers: fire_many(timers, deps),
+            interval=s.notification_scheduler_interval_seconds,
             now=deps.clock.now, earliest=store.earliest_timer,
-            batch=s.notification_scheduler_batch,
+            batch=s.notification_scheduler_batch, size=s.notification_fire_batch,
             concurrency=s.notification_fire_concurrency)
         deps.wake, deps.hint = scheduler.wake, scheduler.hint
         behind.set_function(lambda: scheduler.behind_seconds)

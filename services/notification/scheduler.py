@@ -63,16 +63,17 @@ class Ownership(ConsumerRebalanceListener):  # type: ignore[misc]
 class Scheduler:
     def __init__(self, ownership: Ownership,
                  due: Callable[[frozenset[int]], Awaitable[list[dict[str, Any]]]],
-                 fire: Callable[[dict[str, Any]], Awaitable[str]], interval: float, *,
-                 now: Callable[[], datetime],
+                 fire: Callable[[list[dict[str, Any]]], Awaitable[list[str]]], interval: float,
+                 *, now: Callable[[], datetime],
                  earliest: Callable[[frozenset[int]], Awaitable[datetime | None]],
-                 batch: int, resync: float = 60.0, concurrency: int = 1) -> None:
+                 batch: int, size: int = 50, resync: float = 60.0, concurrency: int = 1) -> None:
         self.ownership = ownership
         self._due = due
         self._fire = fire
         self._now = now
         self._earliest = earliest
-        self.batch = batch
+        self.batch = batch  # the most due timers taken per tick
+        self.size = max(1, size)  # the most fired together (a person's all in one)
         self.concurrency = max(1, concurrency)
         self.interval = interval
         self.resync = resync
@@ -129,38 +130,46 @@ class Scheduler:
                 await asyncio.wait_for(self._wake.wait(), self.interval)
             self._wake.clear()
 
-    async def _fire_all(self, timers: list[dict[str, Any]]) -> int:
-        """Fire ``timers``: one person's in their order, one after the other (the cap on
-        contacts reads what the previous one recorded), up to ``concurrency`` persons at once
-        (each firing waits on the database and the broker most of its time). A transient
-        error (database or broker away) stops the taking of new timers; the firings under way
-        end, then it is raised: what was not fired stays due."""
+    def batches(self, timers: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+        """The tick's timers in batches of about ``size``, the oldest first; a person's timers
+        all in the same batch (it fires them one after the other), so that two batches never
+        hold the same person."""
         by_person: dict[str, list[dict[str, Any]]] = {}
         for timer in timers:  # a timer written before timers named their person: one queue
             by_person.setdefault(str(timer.get("pseudonyme") or ""), []).append(timer)
-        queues = list(by_person.values())
-        queues.reverse()  # popped from the end: the oldest first
+        batches: list[list[dict[str, Any]]] = [[]]
+        for queue in by_person.values():
+            if batches[-1] and len(batches[-1]) + len(queue) > self.size:
+                batches.append([])
+            batches[-1].extend(queue)
+        return [b for b in batches if b]
+
+    async def _fire_all(self, timers: list[dict[str, Any]]) -> int:
+        """Fire ``timers`` in batches (:meth:`batches`), up to ``concurrency`` batches at once
+        (a batch waits on the database, the broker and the renderer most of its time). A
+        transient error (database or broker away) stops the taking of new batches; the
+        batches under way end, then it is raised: what was not fired stays due."""
+        pending = self.batches(timers)
+        pending.reverse()  # popped from the end: the oldest first
         failed: list[Exception] = []
         handled = 0
 
         async def worker() -> None:
             nonlocal handled
-            while queues:
-                for timer in queues.pop():
-                    if failed:
+            while pending and not failed:
+                batch = pending.pop()
+                try:
+                    await self._fire(batch)
+                except Exception as exc:
+                    if is_transient(exc):
+                        failed.append(exc)
                         return
-                    try:
-                        await self._fire(timer)
-                    except Exception as exc:
-                        if is_transient(exc):
-                            failed.append(exc)
-                            return
-                        # One broken action must not block the others: it stays due, retried
-                        # next tick, and the error is visible in logs and metrics.
-                        log.exception("minuterie en erreur", timer=timer["_id"])
-                    handled += 1
+                    # One broken batch must not block the others: what it did not fire stays
+                    # due, retried next tick, and the error is visible in logs and metrics.
+                    log.exception("lot de minuteries en erreur", minuteries=len(batch))
+                handled += len(batch)
 
-        await asyncio.gather(*(worker() for _ in range(min(self.concurrency, len(queues)))))
+        await asyncio.gather(*(worker() for _ in range(min(self.concurrency, len(pending)))))
         if failed:
             raise failed[0]
         return handled

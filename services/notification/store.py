@@ -29,7 +29,7 @@ import asyncio
 from datetime import datetime
 from typing import Any
 
-from pymongo import ASCENDING, AsyncMongoClient, ReplaceOne
+from pymongo import ASCENDING, AsyncMongoClient, DeleteOne, ReplaceOne, UpdateOne
 from pymongo.errors import DuplicateKeyError
 
 from services.notification.rules import due_of
@@ -97,11 +97,30 @@ class NotificationStore:
             update["$push"] = {"historique": history}
         await self.actions.update_one({"_id": action_id}, update)
 
+    async def update_actions(self, updates: list[tuple[str, dict[str, Any],
+                                                      dict[str, Any] | None]]) -> None:
+        """:meth:`update_action` for many actions: ``(action_id, set, history)``, in commands
+        of a few statements (shared.mongo.bulk_write_chunked)."""
+        ops = []
+        for action_id, set_, history in updates:
+            update: dict[str, Any] = {"$set": set_}
+            if history is not None:
+                update["$push"] = {"historique": history}
+            ops.append(UpdateOne({"_id": action_id}, update))
+        await bulk_write_chunked(self.actions, ops, ordered=False)
+
     async def add_timer(self, doc: dict[str, Any]) -> None:
         await self.add_timers([doc])
 
     async def delete_timer(self, timer_id: str) -> None:
         await self.minuteries.delete_one({"_id": timer_id})
+
+    async def delete_timers(self, timer_ids: list[str]) -> None:
+        """Delete timers by ``_id``, in one command (a delete by ``_id`` each: an ``$in`` is a
+        scan of the pending timers on FerretDB)."""
+        if timer_ids:
+            await self.minuteries.bulk_write([DeleteOne({"_id": t}) for t in timer_ids],
+                                             ordered=False)
 
     async def earliest_timer(self, partitions: frozenset[int]) -> datetime | None:
         """When the first pending timer of ``partitions`` is due (None: none pending)."""
@@ -123,23 +142,28 @@ class NotificationStore:
         return int(await self.minuteries.count_documents({}))
 
     # ---- attempts (exactly-once effects)
-    async def start_attempt(self, doc: dict[str, Any]) -> tuple[bool, dict[str, Any]]:
-        """Record the attempt before any effect; ``(False, existing)`` if one was there."""
-        try:
-            await self.envois.insert_one(doc)
-        except DuplicateKeyError:
-            existing = await self.envois.find_one({"_id": doc["_id"]})
-            return False, existing or doc
-        return True, doc
+    async def start_attempts(self, docs: list[dict[str, Any]]) -> list[tuple[bool, dict[str, Any]]]:
+        """Record the attempts before any effect, in one insert; for each of ``docs``, in
+        order: ``(True, doc)`` if inserted, ``(False, the stored one)`` if one was there."""
+        there = sorted(await insert_all(self.envois, docs))
+        found = await asyncio.gather(*(self.envois.find_one({"_id": docs[k]["_id"]})
+                                       for k in there))
+        existing = dict(zip(there, found, strict=True))
+        return [(False, existing[k] or d) if k in existing else (True, d)
+                for k, d in enumerate(docs)]
 
     async def attempt(self, action_id: str) -> dict[str, Any] | None:
         return await self.envois.find_one({"_id": action_id})
 
-    async def update_attempt(self, action_id: str, set_: dict[str, Any], inc: int = 0) -> None:
-        update: dict[str, Any] = {"$set": set_}
-        if inc:
-            update["$inc"] = {"tentatives": inc}
-        await self.envois.update_one({"_id": action_id}, update)
+    async def update_attempts(self, updates: list[tuple[str, dict[str, Any], int]]) -> None:
+        """Update attempts: ``(action_id, set, inc of tentatives)`` each."""
+        ops = []
+        for action_id, set_, inc in updates:
+            update: dict[str, Any] = {"$set": set_}
+            if inc:
+                update["$inc"] = {"tentatives": inc}
+            ops.append(UpdateOne({"_id": action_id}, update))
+        await bulk_write_chunked(self.envois, ops, ordered=False)
 
     # ---- contact data
     async def coordonnees_of(self, pseudonyme: str) -> dict[str, Any] | None:
@@ -166,44 +190,41 @@ class NotificationStore:
         doc = await self.contacts.find_one({"_id": pseudonyme})
         return list((doc or {}).get("contacts", []))
 
-    async def add_contact(self, pseudonyme: str, action_id: str, when: datetime,
-                          known: list[dict[str, Any]] | None = None) -> None:
-        """Record that the person was contacted by ``action_id`` (once). ``known``: the
-        person's contacts as this firing read them (``[]``: none stored), which saves a read;
-        a person contacted for the first time gets a document by insert, not by upsert."""
-        entry = {"action_id": action_id, "le": when}
-        if known is not None and not known:
-            try:
-                await self.contacts.insert_one({"_id": pseudonyme, "contacts": [entry]})
-                return
-            except DuplicateKeyError:
-                known = None
-        if known is None:
-            doc = await self.contacts.find_one({"_id": pseudonyme})
-            known = list((doc or {}).get("contacts", []))
-        if any(c.get("action_id") == action_id for c in known):
-            return
-        await self.contacts.update_one({"_id": pseudonyme}, {"$push": {"contacts": entry}},
-                                       upsert=True)
+    async def add_contacts(self, contacts: list[tuple[str, str, datetime,
+                                                      list[dict[str, Any]] | None]]) -> None:
+        """Record that persons were contacted, once each: ``(pseudonyme, action_id, when,
+        known)``, where ``known`` is the person's contacts as the firing read them (``[]``:
+        none stored; ``None``: not read). The persons contacted for the first time get their
+        document by one insert, not by upsert; the others an entry each (none if it is
+        there), in commands of a few statements."""
+        first = [c for c in contacts if c[3] is not None and not c[3]]
+        there = await insert_all(self.contacts, [{"_id": p, "contacts": [{"action_id": a, "le": w}]}
+                                                 for p, a, w, _ in first])
+        again = [(p, a, w, None) for k, (p, a, w, _) in enumerate(first) if k in there]
+        ops = []
+        for p, a, w, known in [c for c in contacts if c[3] is None or c[3]] + again:
+            if known is None:
+                doc = await self.contacts.find_one({"_id": p})
+                known = list((doc or {}).get("contacts", []))
+            if not any(c.get("action_id") == a for c in known):
+                ops.append(UpdateOne({"_id": p}, {"$push": {"contacts": {"action_id": a, "le": w}}},
+                                     upsert=True))
+        await bulk_write_chunked(self.contacts, ops, ordered=False)
 
     # ---- letters
-    async def save_letter(self, doc: dict[str, Any]) -> None:
-        """Insert the letter's record; replace it when the letter was made again (a firing
-        resumed after a crash): an upsert costs several inserts on FerretDB."""
-        try:
-            await self.courriers.insert_one(doc)
-        except DuplicateKeyError:
-            await self.courriers.replace_one({"_id": doc["_id"]}, doc, upsert=True)
+    async def save_letters(self, docs: list[dict[str, Any]]) -> None:
+        """Insert the letters' records; replace those of letters made again (a firing resumed
+        after a crash): an upsert costs several inserts on FerretDB."""
+        for k in sorted(await insert_all(self.courriers, docs)):
+            await self.courriers.replace_one({"_id": docs[k]["_id"]}, docs[k], upsert=True)
 
     async def letters_of_day(self, day: str) -> list[dict[str, Any]]:
         return [d async for d in self.courriers.find({"jour": day})]
 
     # ---- agents' tasks
-    async def insert_task(self, doc: dict[str, Any]) -> None:
-        try:
-            await self.taches.insert_one(doc)
-        except DuplicateKeyError:
-            pass
+    async def insert_tasks(self, docs: list[dict[str, Any]]) -> None:
+        """Insert the tasks that are new, in one insert (one already there is kept)."""
+        await insert_all(self.taches, docs)
 
     async def task(self, task_id: str) -> dict[str, Any] | None:
         return await self.taches.find_one({"_id": task_id})

@@ -165,23 +165,30 @@ async def test_the_store_gives_the_due_timers_of_several_partitions_oldest_first
 async def test_contacts_and_letters_are_recorded_once_by_insert_or_update(
     make_settings: Any, mongo: Any, tmp_path: Any
 ) -> None:
-    """A firing passes the contacts it read: a first contact is inserted, a later one pushed, a
-    repeated one ignored; a contacts document written in between (``known`` stale) is kept. A
-    letter made again (a resumed firing) replaces its record."""
+    """A batch of firings passes the contacts each read: a first contact is inserted, a later
+    one pushed, a repeated one ignored; a contacts document written in between (``known``
+    stale) is kept. A letter made again (a resumed firing) replaces its record."""
     from services.notification.store import NotificationStore
 
     settings = settings_for(make_settings, tmp_path)
     store = NotificationStore(mongo, settings.database_name)
     t1, t2, t3 = NOW, NOW + timedelta(days=1), NOW + timedelta(days=2)
-    await store.add_contact("p1", "a1", t1, [])
-    await store.add_contact("p1", "a1", t1, [])  # stale "none": the stored one is kept, once
-    await store.add_contact("p1", "a2", t2, await store.recent_contacts("p1"))
-    await store.add_contact("p1", "a2", t2, await store.recent_contacts("p1"))
-    await store.add_contact("p1", "a3", t3)  # not read by the firing
+    await store.add_contacts([("p1", "a1", t1, []), ("p2", "b1", t1, [])])
+    # stale "none" for p1: the stored one is kept, once; p3 is new
+    await store.add_contacts([("p1", "a1", t1, []), ("p3", "c1", t1, [])])
+    await store.add_contacts([("p1", "a2", t2, await store.recent_contacts("p1"))])
+    await store.add_contacts([("p1", "a2", t2, await store.recent_contacts("p1")),
+                              ("p2", "b2", t2, await store.recent_contacts("p2"))])
+    await store.add_contacts([("p1", "a3", t3, None)])  # not read by the firing
     assert [(c["action_id"], c["le"]) for c in await store.recent_contacts("p1")] == [
         ("a1", t1), ("a2", t2), ("a3", t3)]
+    assert [c["action_id"] for c in await store.recent_contacts("p2")] == ["b1", "b2"]
+    assert [c["action_id"] for c in await store.recent_contacts("p3")] == ["c1"]
 
-    await store.save_letter({"_id": "a1", "jour": "2026-03-02", "pages": [1]})
-    await store.save_letter({"_id": "a1", "jour": "2026-03-02", "pages": [2]})
-    assert await store.letters_of_day("2026-03-02") == [
-        {"_id": "a1", "jour": "2026-03-02", "pages": [2]}]
+    await store.save_letters([{"_id": "a1", "jour": "2026-03-02", "pages": [1]},
+                              {"_id": "a2", "jour": "2026-03-02", "pages": [1]}])
+    await store.save_letters([{"_id": "a1", "jour": "2026-03-02", "pages": [2]},
+                              {"_id": "a3", "jour": "2026-03-03", "pages": [1]}])
+    assert sorted(await store.letters_of_day("2026-03-02"), key=lambda d: d["_id"]) == [
+        {"_id": "a1", "jour": "2026-03-02", "pages": [2]},
+        {"_id": "a2", "jour": "2026-03-02", "pages": [1]}]

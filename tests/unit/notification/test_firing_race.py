@@ -1,8 +1,10 @@
 """Two firings of the same timer at once (a former owner of the partition finishing its tick
 while the new owner starts its own): both read "no attempt yet", both try to insert it; the
-one that loses the insert must not make the effect a second time. And a firing's reads go
-out together (its latency bounds how fast due actions are made). Fakes: the store and the
-e-mail sender (the real store and broker are covered by the integration tests)."""
+one that loses the insert must not make the effect a second time. A firing's reads go out
+together (its latency bounds how fast due actions are made). A batch takes each step in one
+call of the store, and its e-mails are recorded one by one as they go out. Fakes: the store,
+the e-mail sender and the publisher (the real store and broker are covered by the
+integration tests)."""
 
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 from pymongo.errors import ConnectionFailure
 
-from services.notification import rules, service
+from services.notification import firing, rules, service
 from services.notification.channels import Email
 from services.notification.templates import Templates
 from shared.clock import ManualClock
@@ -36,6 +38,7 @@ class RacingStore:
         self.envois: dict[str, dict[str, Any]] = {}
         self.readers = 0
         self.both_read = asyncio.Event()
+        self.calls: list[tuple[str, int]] = []
 
     async def action(self, action_id: str) -> dict[str, Any] | None:
         return dict(self.doc)
@@ -54,26 +57,43 @@ class RacingStore:
     async def recent_contacts(self, pseudonyme: str) -> list[dict[str, Any]]:
         return []
 
-    async def start_attempt(self, doc: dict[str, Any]) -> tuple[bool, dict[str, Any]]:
-        if doc["_id"] in self.envois:
-            return False, dict(self.envois[doc["_id"]])
-        self.envois[doc["_id"]] = dict(doc)
+    async def start_attempts(self, docs: list[dict[str, Any]]
+                             ) -> list[tuple[bool, dict[str, Any]]]:
+        out = []
+        for doc in docs:
+            if doc["_id"] in self.envois:
+                out.append((False, dict(self.envois[doc["_id"]])))
+            else:
+                self.envois[doc["_id"]] = dict(doc)
+                out.append((True, doc))
         await asyncio.sleep(0)  # the winner's effect has not been recorded yet
-        return True, doc
+        return out
 
-    async def update_attempt(self, action_id: str, set_: dict[str, Any], inc: int = 0) -> None:
-        self.envois[action_id].update(set_)
+    def _call(self, name: str, items: list[Any]) -> None:
+        if items:  # the real store sends no command for an empty list
+            self.calls.append((name, len(items)))
 
-    async def add_contact(self, pseudonyme: str, action_id: str, when: datetime,
-                          known: list[dict[str, Any]] | None = None) -> None:
+    async def update_attempts(self, updates: list[tuple[str, dict[str, Any], int]]) -> None:
+        self._call("update_attempts", updates)
+        for action_id, set_, _ in updates:
+            self.envois[action_id].update(set_)
+
+    async def add_contacts(self, contacts: list[Any]) -> None:
+        self._call("add_contacts", contacts)
+
+    async def save_letters(self, docs: list[dict[str, Any]]) -> None:
         pass
 
-    async def update_action(self, action_id: str, set_: dict[str, Any],
-                            history: dict[str, Any] | None = None) -> None:
-        self.doc.update(set_)
-
-    async def delete_timer(self, timer_id: str) -> None:
+    async def insert_tasks(self, docs: list[dict[str, Any]]) -> None:
         pass
+
+    async def update_actions(self, updates: list[tuple[str, dict[str, Any], Any]]) -> None:
+        self._call("update_actions", updates)
+        for _, set_, _ in updates:
+            self.doc.update(set_)
+
+    async def delete_timers(self, timer_ids: list[str]) -> None:
+        self._call("delete_timers", timer_ids)
 
 
 class CountingEmail:
@@ -86,21 +106,21 @@ class CountingEmail:
         return f"<{email.key}@test>"
 
 
-class Broker:
+class Publisher:
     def __init__(self) -> None:
-        self.published: list[bytes] = []
+        self.published: list[list[Any]] = []
 
-    async def publish(self, body: bytes, topic: str, **_: Any) -> None:
-        self.published.append(body)
+    async def publish(self, events: Any) -> None:
+        self.published.append(list(events))
 
 
 def _deps(store: RacingStore, email: CountingEmail, tmp_path: Path) -> service.Deps:
     settings = Settings(service_name="notification", data_dir=tmp_path)
     return service.Deps(
-        settings=settings, store=store, clock=ManualClock(NOW), broker=Broker(),  # type: ignore[arg-type]
+        settings=settings, store=store, clock=ManualClock(NOW),  # type: ignore[arg-type]
         templates=Templates.load(), email=email, sms=None,  # type: ignore[arg-type]
         metrics=service.Metrics(CollectorRegistry()), policy=service.policy_from(settings),
-        letters_dir=tmp_path, raw=None)  # type: ignore[arg-type]
+        letters_dir=tmp_path, raw=None, publisher=Publisher())  # type: ignore[arg-type]
 
 
 def _due_email() -> tuple[i.ActionPlanifiee, str, dict[str, Any], i.Coordonnees]:
@@ -124,7 +144,7 @@ async def test_two_simultaneous_firings_of_one_timer_send_one_email(tmp_path: Pa
     deps = _deps(store, email, tmp_path)
     t = {"_id": timer, "action_id": a.action_id, "partition": 0}
 
-    outcomes = await asyncio.gather(service.fire(t, deps), service.fire(t, deps))
+    outcomes = await asyncio.gather(firing.fire(t, deps), firing.fire(t, deps))
 
     assert email.sent == [a.action_id], "one e-mail for two simultaneous firings"
     assert sorted(outcomes) == ["concurrente", "fait"]
@@ -168,7 +188,7 @@ async def test_a_firing_reads_the_action_attempt_contact_data_and_contacts_at_on
     a, timer, doc, coord = _due_email()
     store, email = ReadsTogetherStore(doc, coord), CountingEmail()
 
-    outcome = await service.fire({"_id": timer, "action_id": a.action_id, "partition": 0,
+    outcome = await firing.fire({"_id": timer, "action_id": a.action_id, "partition": 0,
                                   "pseudonyme": a.pseudonyme}, _deps(store, email, tmp_path))
 
     assert (outcome, email.sent) == ("fait", [a.action_id])
@@ -180,12 +200,11 @@ class ContactFailsFirstStore(RacingStore):
     async def attempt(self, action_id: str) -> dict[str, Any] | None:
         return self.envois.get(action_id)
 
-    async def update_attempt(self, action_id: str, set_: dict[str, Any], inc: int = 0) -> None:
+    async def update_attempts(self, updates: list[tuple[str, dict[str, Any], int]]) -> None:
         await asyncio.sleep(0.05)
-        await super().update_attempt(action_id, set_, inc)
+        await super().update_attempts(updates)
 
-    async def add_contact(self, pseudonyme: str, action_id: str, when: datetime,
-                          known: list[dict[str, Any]] | None = None) -> None:
+    async def add_contacts(self, contacts: list[Any]) -> None:
         raise ConnectionFailure("database away")
 
 
@@ -197,8 +216,81 @@ async def test_a_failed_contact_leaves_the_send_recorded_and_the_next_firing_sen
     t = {"_id": timer, "action_id": a.action_id, "partition": 0, "pseudonyme": a.pseudonyme}
 
     with pytest.raises(ConnectionFailure):
-        await service.fire(t, deps)
+        await firing.fire(t, deps)
     assert store.envois[a.action_id]["etat"] == service.FAIT, "recorded before the error"
 
-    assert await service.fire(t, deps) == "fait"  # the timer fires again: it finishes only
+    assert await firing.fire(t, deps) == "fait"  # the timer fires again: it finishes only
     assert email.sent == [a.action_id]
+
+
+class PersonsStore(RacingStore):
+    """Several persons' actions, their contacts kept as the batch records them."""
+
+    def __init__(self, docs: list[dict[str, Any]], coords: list[i.Coordonnees]) -> None:
+        super().__init__(docs[0], coords[0])
+        self.docs = {d["_id"]: d for d in docs}
+        self.coords = {c.pseudonyme: c for c in coords}
+        self.contacted: dict[str, list[dict[str, Any]]] = {}
+
+    async def action(self, action_id: str) -> dict[str, Any] | None:
+        return dict(self.docs[action_id])
+
+    async def attempt(self, action_id: str) -> dict[str, Any] | None:
+        return self.envois.get(action_id)
+
+    async def coordonnees_of(self, pseudonyme: str) -> dict[str, Any] | None:
+        return {"data": self.coords[pseudonyme].model_dump(mode="json")}
+
+    async def recent_contacts(self, pseudonyme: str) -> list[dict[str, Any]]:
+        return list(self.contacted.get(pseudonyme, []))
+
+    async def add_contacts(self, contacts: list[Any]) -> None:
+        await super().add_contacts(contacts)
+        for p, action_id, when, _ in contacts:
+            self.contacted.setdefault(p, []).append({"action_id": action_id, "le": when})
+
+    async def update_actions(self, updates: list[tuple[str, dict[str, Any], Any]]) -> None:
+        self._call("update_actions", updates)
+        for action_id, set_, _ in updates:
+            self.docs[action_id].update(set_)
+
+
+def _due(p: str, kind: str, canaux: list[str],
+         modele: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    a = i.ActionPlanifiee(
+        action_id=str(uuid.uuid4()), pseudonyme=p, dossier_id=derive_id("dossier", p),
+        parcours="accompagnement-des-seniors", etape="m9", kind=kind, canaux=canaux,  # type: ignore[arg-type]
+        due_le=NOW - timedelta(minutes=1), modele=modele)
+    timer = rules.timer_id(0, a.due_le, a.action_id)
+    doc = {"_id": a.action_id, "action": a.model_dump(mode="json"), "pseudonyme": p,
+           "partition": 0, "statut": service.PLANIFIEE, "minuterie": timer, "cause": {}}
+    return doc, {"_id": timer, "action_id": a.action_id, "partition": 0, "pseudonyme": p}
+
+
+async def test_a_batch_takes_each_step_in_one_call_and_records_each_email_as_it_goes(
+        tmp_path: Path) -> None:
+    persons = [f"p-{k}-" + uuid.uuid4().hex for k in range(6)]
+    coords = [i.Coordonnees(pseudonyme=p, nom="Lefèvre", prenom="Josiane", telephone="0612345678",
+                            email=f"{k}@example.org", maj_le=NOW) for k, p in enumerate(persons)]
+    emails = [_due(p, "courrier", ["email"], "seniors-m9-complementaire") for p in persons[:3]]
+    calls = [_due(p, "appel", ["telephone"], "seniors-m9-complementaire") for p in persons[3:]]
+    # the first person's second e-mail: after the first one, in a second round
+    again = _due(persons[0], "courrier", ["email"], "seniors-m9-complementaire")
+    timers = [t for _, t in emails + calls + [again]]
+    store, email = PersonsStore([d for d, _ in emails + calls + [again]], coords), CountingEmail()
+    deps = _deps(store, email, tmp_path)  # type: ignore[arg-type]
+    deps.policy = rules.Policy(contact_cap=1)
+
+    outcomes = await firing.fire_many(timers, deps)
+
+    assert outcomes == ["fait"] * 6 + ["ignore"], "the second e-mail of a capped person is not sent"
+    assert store.envois[again[0]["_id"]]["raison"] == rules.PLAFOND, "it read the first contact"
+    assert sorted(email.sent) == sorted(d["_id"] for d, _ in emails)
+    first, second = store.calls[:store.calls.index(("delete_timers", 6)) + 1], \
+        store.calls[store.calls.index(("delete_timers", 6)) + 1:]
+    assert sorted(first) == sorted([("update_attempts", 1)] * 3 + [
+        ("update_attempts", 3), ("add_contacts", 6), ("update_actions", 6),
+        ("delete_timers", 6)]), "each e-mail recorded alone, the tasks' sends together"
+    assert second == [("update_actions", 1), ("delete_timers", 1)], "the second round"
+    published = deps.publisher.published  # type: ignore[attr-defined]
+    assert [len(p) for p in published] == [6, 1], "a round's outcomes in one publication"

@@ -43,10 +43,11 @@ class Timers:
         mine = self._of(partitions)
         return rules.due_of(mine[0]) if mine else None
 
-    async def fire(self, timer: dict[str, Any]) -> str:
-        self.ids.discard(timer["_id"])
-        self.fired.append(timer["_id"].split("|")[2])
-        return "fait"
+    async def fire(self, batch: list[dict[str, Any]]) -> list[str]:
+        for timer in batch:
+            self.ids.discard(timer["_id"])
+            self.fired.append(timer["_id"].split("|")[2])
+        return ["fait"] * len(batch)
 
 
 async def _scheduler(timers: Timers, clock: ManualClock, partitions: list[int]) -> Scheduler:
@@ -146,9 +147,9 @@ async def test_it_tells_how_late_the_oldest_due_timer_not_yet_fired_is() -> None
     lags: list[float] = []
     fire = timers.fire
 
-    async def noting(timer: dict[str, Any]) -> str:
-        lags.append(s.behind_seconds)
-        return await fire(timer)
+    async def noting(batch: list[dict[str, Any]]) -> list[str]:
+        lags.extend(s.behind_seconds for _ in batch)
+        return await fire(batch)
 
     s._fire, s.batch = noting, 2  # a backlog: two per tick
     timers.limit = 2
@@ -158,7 +159,8 @@ async def test_it_tells_how_late_the_oldest_due_timer_not_yet_fired_is() -> None
     assert lags == [7200.0, 7200.0, 60.0] and s.behind_seconds == 0.0, "all fired"
 
 
-async def _firing(due: list[dict[str, Any]], fire: Any, concurrency: int) -> Scheduler:
+async def _firing(due: list[dict[str, Any]], fire: Any, concurrency: int,
+                  size: int = 2) -> Scheduler:
     """A scheduler of partition 0 whose query answers ``due``, firing with ``fire``."""
     ownership = Ownership("t.parcours.actions")
     await ownership.on_partitions_assigned([TopicPartition("t.parcours.actions", 0)])
@@ -170,47 +172,66 @@ async def _firing(due: list[dict[str, Any]], fire: Any, concurrency: int) -> Sch
         return None
 
     return Scheduler(ownership, due=due_now, fire=fire, interval=0.1, now=ManualClock(NOW).now,
-                     earliest=none, batch=100, concurrency=concurrency)
+                     earliest=none, batch=100, size=size, concurrency=concurrency)
 
 
-async def test_persons_fire_side_by_side_and_one_persons_actions_one_after_the_other() -> None:
+async def test_batches_side_by_side_and_a_persons_actions_in_one_batch_in_their_order() -> None:
     due = [{"_id": f"{who}{k}", "pseudonyme": who, "du": NOW} for k in range(3)
-           for who in ("a", "b", "c")]
-    running: set[str] = set()
-    seen_together: set[frozenset[str]] = set()
-    order: list[str] = []
+           for who in ("a", "b", "c", "d", "e", "f")]
+    due += [{"_id": f"g{k}", "pseudonyme": "g", "du": NOW} for k in range(5)]  # more than size
+    running: list[list[dict[str, Any]]] = []
+    most = 0
+    seen: list[list[str]] = []
 
-    async def fire(timer: dict[str, Any]) -> str:
-        who = timer["pseudonyme"]
-        assert who not in running, "one person's actions never overlap"
-        running.add(who)
-        seen_together.add(frozenset(running))
+    async def fire(batch: list[dict[str, Any]]) -> list[str]:
+        nonlocal most
+        running.append(batch)
+        most = max(most, len(running))
         await asyncio.sleep(0.01)
-        running.discard(who)
-        order.append(timer["_id"])
-        return "fait"
+        running.remove(batch)
+        seen.append([t["_id"] for t in batch])
+        return ["fait"] * len(batch)
 
-    s = await _firing(due, fire, concurrency=2)
-    assert await s.tick() == 9
-    assert max(len(t) for t in seen_together) == 2, "two persons at once, not more"
-    for who in "abc":
-        assert [t for t in order if t[0] == who] == [f"{who}0", f"{who}1", f"{who}2"]
+    s = await _firing(due, fire, concurrency=2, size=6)
+    assert await s.tick() == 23
+    assert most == 2, "two batches at once, not more"
+    assert sorted(t for b in seen for t in b) == sorted(t["_id"] for t in due), "each once"
+    for who in "abcdefg":
+        holding = [b for b in seen if any(t[0] == who for t in b)]
+        assert len(holding) == 1, f"{who}'s timers all in one batch"
+        assert [t for t in holding[0] if t[0] == who] == sorted(
+            t for t in holding[0] if t[0] == who), "in their order"
+    assert [len(b) for b in s.batches(due)] == [6, 6, 6, 5], "three persons a batch; g alone"
 
 
-async def test_a_transient_error_stops_the_tick_after_the_firings_under_way() -> None:
+async def test_a_transient_error_stops_the_tick_after_the_batches_under_way() -> None:
     due = [{"_id": f"{who}{k}", "pseudonyme": who, "du": NOW} for who in ("a", "b", "c", "d")
            for k in range(2)]
     done: list[str] = []
 
-    async def fire(timer: dict[str, Any]) -> str:
-        await asyncio.sleep(0.01)
-        if timer["_id"] == "a0":
+    async def fire(batch: list[dict[str, Any]]) -> list[str]:
+        await asyncio.sleep(0.01 if batch[0]["_id"] == "a0" else 0.02)
+        if batch[0]["_id"] == "a0":
             raise ConnectionFailure("database away")
-        done.append(timer["_id"])
-        return "fait"
+        done.extend(t["_id"] for t in batch)
+        return ["fait"] * len(batch)
 
     s = await _firing(due, fire, concurrency=2)
     with pytest.raises(ConnectionFailure):
         await s.tick()
-    assert "b0" in done, "the firing under way ended"
-    assert not {"b1", "c0", "c1", "d0", "d1"} & set(done), "no new timer taken after the error"
+    assert done == ["b0", "b1"], "the batch under way ended, no new batch taken after the error"
+
+
+async def test_a_broken_batch_does_not_stop_the_others() -> None:
+    due = [{"_id": f"{who}0", "pseudonyme": who, "du": NOW} for who in "abc"]
+    done: list[str] = []
+
+    async def fire(batch: list[dict[str, Any]]) -> list[str]:
+        if batch[0]["_id"] == "a0":
+            raise ValueError("a bug")
+        done.extend(t["_id"] for t in batch)
+        return ["fait"] * len(batch)
+
+    s = await _firing(due, fire, concurrency=1, size=1)
+    assert await s.tick() == 3
+    assert done == ["b0", "c0"]
