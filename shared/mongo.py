@@ -101,8 +101,9 @@ def _says_unavailable(message: str) -> bool:
 
 
 def make_mongo_client(
-    uri: str, timeout_ms: int = 5000, app_name: str = "parcours"
+    uri: str, timeout_ms: int = 5000, app_name: str = "parcours", **options: Any
 ) -> AsyncMongoClient[Any]:
+    """The platform's client; ``options``: more of pymongo's (tests: ``event_listeners``)."""
     return AsyncMongoClient(
         uri,
         appname=app_name,
@@ -111,6 +112,7 @@ def make_mongo_client(
         serverSelectionTimeoutMS=timeout_ms,
         connectTimeoutMS=timeout_ms,
         socketTimeoutMS=max(timeout_ms * 4, 20000),
+        **options,
     )
 
 
