@@ -9,13 +9,13 @@ written to the audit trail (shared/audit.py).
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query
+from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 
 from services.notification import rules
@@ -214,13 +214,18 @@ def router(get_deps: Callable[[], Deps], get_audit: Callable[[], AuditLog]) -> A
                            raison=doc.get("raison"), historique=doc.get("historique", []))
 
     @r.get("/lots-impression/{jour}", tags=["courriers"],
-           summary="The print batch of a day (manifest): every letter once")
-    async def batch(jour: str, who: Superviseur, motif: MotifHeader = None) -> dict[str, Any]:
+           summary="The print batch of a day (manifest): every letter once",
+           response_class=FileResponse,
+           responses={200: {"content": {"application/json": {"schema": {"type": "object"}}},
+                            "description": "The day's manifest.json (jour, courriers, feuilles, "
+                            "lettres), sent from its file"}})
+    async def batch(jour: str, who: Superviseur, motif: MotifHeader = None) -> FileResponse:
         if not _DAY.match(jour):
             raise HTTPException(422, {"erreur": "jour-invalide", "message": "YYYY-MM-DD expected"})
         deps = get_deps()
         await get_audit().by(who, "lire-lot-impression", "lot-impression", jour, motif)
         path = await rebuild_batch(jour, deps)
-        return json.loads(path.read_text(encoding="utf-8"))  # type: ignore[no-any-return]
+        # sent from the file: a monthly batch's day is too large to parse into memory
+        return FileResponse(path, media_type="application/json")
 
     return r

@@ -23,9 +23,11 @@ import io
 import json
 import multiprocessing
 import os
+import shutil
 import signal
 import threading
 import time
+from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -223,26 +225,80 @@ def _die_with(parent: int) -> None:
         threading.Thread(target=watch, daemon=True, name="parent-watch").start()
 
 
-def write_manifest(root: Path, day: str, letters: list[dict[str, Any]]) -> Path:
-    """The print batch of ``day``: every letter once, sorted, JSON and CSV."""
-    folder = root / day
-    folder.mkdir(parents=True, exist_ok=True)
-    entries = sorted(({"action_id": d["_id"], "fichiers": d["fichiers"], "sha256": d["sha256"],
-                       "pages": d["pages"], "parcours": d.get("parcours"),
-                       "modele": d.get("modele"), "enveloppe": "C5 fenêtre"} for d in letters),
-                     key=lambda e: e["action_id"])
-    manifest = {"jour": day, "courriers": len(entries),
-                "feuilles": sum(sum(e["pages"]) for e in entries), "lettres": entries}
-    _atomic_write(folder / "manifest.json",
-                  json.dumps(manifest, ensure_ascii=False, indent=2).encode("utf-8"))
-    out = io.StringIO()
-    w = csv.writer(out, delimiter=";")
-    w.writerow(["action_id", "fichier_courrier", "fichier_falc", "pages", "parcours", "modele"])
-    for e in entries:
-        w.writerow([e["action_id"], *e["fichiers"][:2], sum(e["pages"]), e["parcours"],
-                    e["modele"]])
-    _atomic_write(folder / "manifest.csv", out.getvalue().encode("utf-8"))
-    return folder / "manifest.json"
+class ManifestWriter:
+    """The print batch of ``day`` written as its letters come, in ``_id`` order, one at a
+    time: a monthly batch gives a day hundreds of thousands of letters, and holding them all
+    (the documents, then the JSON text) took about 3 KB of memory per letter at each rewrite.
+    The entries go to temporary files as they come; :meth:`close` puts the counts in front of
+    them and replaces ``manifest.json`` and ``manifest.csv`` (each atomically)."""
+
+    HEADER = ("action_id", "fichier_courrier", "fichier_falc", "pages", "parcours", "modele")
+
+    def __init__(self, root: Path, day: str) -> None:
+        self.folder = root / day
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.day = day
+        self.letters = 0
+        self.sheets = 0
+        self._entries = self._temp("lettres.json")
+        self._csv_path = self._temp("manifest.csv")
+        self._body = self._entries.open("w", encoding="utf-8")
+        self._rows = self._csv_path.open("w", encoding="utf-8", newline="")
+        self._csv = csv.writer(self._rows, delimiter=";")
+        self._csv.writerow(self.HEADER)
+
+    def _temp(self, name: str) -> Path:
+        return self.folder / f".{name}.{os.getpid()}.{id(self)}.tmp"
+
+    def add(self, d: dict[str, Any]) -> None:
+        entry = {"action_id": d["_id"], "fichiers": d["fichiers"], "sha256": d["sha256"],
+                 "pages": d["pages"], "parcours": d.get("parcours"), "modele": d.get("modele"),
+                 "enveloppe": "C5 fenêtre"}
+        self._body.write(("," if self.letters else "") + "\n    "
+                         + json.dumps(entry, ensure_ascii=False))
+        self._csv.writerow([entry["action_id"], *entry["fichiers"][:2], sum(entry["pages"]),
+                            entry["parcours"], entry["modele"]])
+        self.letters += 1
+        self.sheets += sum(entry["pages"])
+
+    def close(self) -> Path:
+        """Write the manifests in place of the former ones (blocking: a large day's copy)."""
+        self._body.close()
+        self._rows.close()
+        manifest = self.folder / "manifest.json"
+        final = self._temp("manifest.json")
+        try:
+            with final.open("w", encoding="utf-8") as out, self._entries.open(
+                    encoding="utf-8") as body:
+                out.write(f'{{\n  "jour": {json.dumps(self.day)},\n  "courriers": {self.letters},'
+                          f'\n  "feuilles": {self.sheets},\n  "lettres": [')
+                shutil.copyfileobj(body, out)
+                out.write("\n  ]\n}\n" if self.letters else "]\n}\n")
+            os.replace(final, manifest)
+            os.replace(self._csv_path, self.folder / "manifest.csv")
+        finally:
+            self.abort()
+        return manifest
+
+    def abort(self) -> None:
+        """Drop the temporary files (the former manifests stay)."""
+        self._body.close()
+        self._rows.close()
+        for path in (self._entries, self._csv_path, self._temp("manifest.json")):
+            path.unlink(missing_ok=True)
+
+
+def write_manifest(root: Path, day: str, letters: Iterable[dict[str, Any]]) -> Path:
+    """The print batch of ``day`` from its letters' records, in ``_id`` order: every letter
+    once, JSON and CSV."""
+    writer = ManifestWriter(root, day)
+    try:
+        for d in letters:
+            writer.add(d)
+    except BaseException:
+        writer.abort()
+        raise
+    return writer.close()
 
 
 def _atomic_write(path: Path, data: bytes) -> None:

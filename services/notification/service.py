@@ -163,8 +163,29 @@ async def keep_coordonnees_many(batch: list[i.Coordonnees], deps: Deps) -> None:
 
 
 async def rebuild_batch(day: str, deps: Deps) -> Path:
-    docs = await deps.store.letters_of_day(day)
-    return await asyncio.to_thread(letters.write_manifest, deps.letters_dir, day, docs)
+    """Rewrite the print batch of ``day`` from the database (an empty one for a day without
+    letters)."""
+    written = await write_batch(day, deps)
+    if written is None:
+        written = await asyncio.to_thread(letters.write_manifest, deps.letters_dir, day, [])
+    return written
+
+
+async def write_batch(day: str, deps: Deps) -> Path | None:
+    """Rewrite the print batch of ``day``, its letters streamed from the database into the
+    files as they come (never all in memory); None, and nothing written, for a day without
+    letters."""
+    writer: letters.ManifestWriter | None = None
+    try:
+        async for doc in deps.store.letters_of_day(day):
+            if writer is None:
+                writer = letters.ManifestWriter(deps.letters_dir, day)
+            writer.add(doc)
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        raise
+    return None if writer is None else await asyncio.to_thread(writer.close)
 
 
 class Manifests:
@@ -208,10 +229,8 @@ class Manifests:
     async def flush(self, deps: Deps) -> None:
         days, self.dirty = self.dirty, set()
         for day in sorted(days):
-            try:
-                docs = await deps.store.letters_of_day(day)
-                if docs:  # no empty folder for each day the service starts
-                    await asyncio.to_thread(letters.write_manifest, deps.letters_dir, day, docs)
+            try:  # no empty folder for each day the service starts
+                await write_batch(day, deps)
             except Exception as exc:  # the database is away: the next tick tries again
                 self.touch(day)
                 log.warning("lot d'impression non réécrit", jour=day, error=type(exc).__name__)

@@ -26,6 +26,7 @@ Collections (FerretDB subset: reads and writes by ``_id`` on the hot paths):
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
@@ -52,7 +53,7 @@ class NotificationStore:
     async def setup(self) -> None:
         # Used by the agents' queue listings (MongoDB uses them; FerretDB ignores them for reads).
         await self.taches.create_index([("site", ASCENDING), ("echeance", ASCENDING)])
-        await self.courriers.create_index([("jour", ASCENDING)])
+        await self.courriers.create_index([("jour", ASCENDING), ("_id", ASCENDING)])
         await self.minuteries.create_index([("partition", ASCENDING), ("du", ASCENDING)])
 
     async def due_times_of_older_timers(self) -> datetime | None:
@@ -218,8 +219,11 @@ class NotificationStore:
         for k in sorted(await insert_all(self.courriers, docs)):
             await self.courriers.replace_one({"_id": docs[k]["_id"]}, docs[k], upsert=True)
 
-    async def letters_of_day(self, day: str) -> list[dict[str, Any]]:
-        return [d async for d in self.courriers.find({"jour": day})]
+    def letters_of_day(self, day: str) -> AsyncIterator[dict[str, Any]]:
+        """The records of the letters of ``day``, in ``_id`` order, as the cursor brings them
+        (a monthly batch's day holds hundreds of thousands). MongoDB walks the index on
+        ``(jour, _id)``; FerretDB 1.24 sorts in its own memory (docs/performance.md)."""
+        return aiter(self.courriers.find({"jour": day}).sort("_id", ASCENDING).batch_size(1000))
 
     # ---- agents' tasks
     async def insert_tasks(self, docs: list[dict[str, Any]]) -> None:

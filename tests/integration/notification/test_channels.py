@@ -110,9 +110,9 @@ async def test_the_print_batch_on_disk_lists_every_letter_of_a_burst_and_is_not_
         reads: list[str] = []
         letters_of_day = deps.store.letters_of_day
 
-        async def counted(day: str) -> Any:
+        def counted(day: str) -> Any:
             reads.append(day)
-            return await letters_of_day(day)
+            return letters_of_day(day)
 
         deps.store.letters_of_day = counted
         clock.set(NOW)

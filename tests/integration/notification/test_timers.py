@@ -189,6 +189,6 @@ async def test_contacts_and_letters_are_recorded_once_by_insert_or_update(
                               {"_id": "a2", "jour": "2026-03-02", "pages": [1]}])
     await store.save_letters([{"_id": "a1", "jour": "2026-03-02", "pages": [2]},
                               {"_id": "a3", "jour": "2026-03-03", "pages": [1]}])
-    assert sorted(await store.letters_of_day("2026-03-02"), key=lambda d: d["_id"]) == [
+    assert [d async for d in store.letters_of_day("2026-03-02")] == [
         {"_id": "a1", "jour": "2026-03-02", "pages": [2]},
         {"_id": "a2", "jour": "2026-03-02", "pages": [1]}]
