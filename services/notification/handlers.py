@@ -20,7 +20,7 @@ from prometheus_client import CollectorRegistry
 
 from services.notification.retention import forget_person
 from services.notification.scheduler import Ownership
-from services.notification.service import Deps, cancel_action, keep_coordonnees_many, plan_actions
+from services.notification.service import Deps, cancel_actions, keep_coordonnees_many, plan_actions
 from shared import topics
 from shared.cloudevents import VERIFIE, CloudEvent, decode_json
 from shared.contracts import internes as i
@@ -32,7 +32,6 @@ from shared.kafka import (
     raw_bodies,
     subscriber_options,
 )
-from shared.logging import bind_message_context
 from shared.settings import Settings
 
 
@@ -51,10 +50,12 @@ def _event(value: bytes, expected: tuple[str, ...], topic: str) -> CloudEvent[di
 
 
 async def take_actions(records: tuple[Any, ...], deps: Deps) -> list[tuple[Any, Reason]]:
-    """Plans stored together, each cancellation after the plans before it; returns the
-    poison records."""
+    """Plans stored together, cancellations applied together, in their order (the plans
+    before a cancellation are stored before it, and the cancellations before a plan applied
+    before it); returns the poison records."""
     rejects: list[tuple[Any, Reason]] = []
     plans: list[tuple[CloudEvent[Any], i.ActionPlanifiee, int]] = []
+    cancels: list[tuple[i.ActionAnnulee, int]] = []
     for record in records:
         try:
             event = _event(record.value, (i.ACTION_PLANIFIEE, i.ACTION_ANNULEE), topics.ACTIONS)
@@ -64,13 +65,15 @@ async def take_actions(records: tuple[Any, ...], deps: Deps) -> list[tuple[Any, 
             rejects.append((record, error_reason(exc)))
             continue
         if isinstance(data, i.ActionPlanifiee):
+            await cancel_actions(cancels, deps)
+            cancels = []
             plans.append((event, data, int(record.partition)))
-            continue
-        await plan_actions(plans, deps)
-        plans = []
-        bind_message_context(correlationid=event.correlationid, causationid=event.id)
-        await cancel_action(data, int(record.partition), deps)
+        else:
+            await plan_actions(plans, deps)
+            plans = []
+            cancels.append((data, int(record.partition)))
     await plan_actions(plans, deps)
+    await cancel_actions(cancels, deps)
     return rejects
 
 

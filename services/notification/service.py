@@ -125,28 +125,57 @@ async def plan_actions(batch: list[tuple[CloudEvent[Any], i.ActionPlanifiee, int
     deps.metrics.planned.inc(len(batch))
 
 
-async def cancel_action(c: i.ActionAnnulee, partition: int, deps: Deps) -> None:
+async def cancel_actions(batch: list[tuple[i.ActionAnnulee, int]], deps: Deps) -> None:
+    """Apply cancellations ``(cancellation, partition)`` in their order, each step of them
+    together: the actions and their attempts read at once, then one write each for the
+    tombstones, the late ones, the cancelled ones and their timers (a death, or a monthly
+    batch's goals reached, cancels thousands of actions). An action cancelled twice in the
+    batch (a redelivery) is taken again in a second pass, after the first."""
+    passes: list[dict[str, tuple[i.ActionAnnulee, int]]] = []
+    for c, partition in batch:
+        for seen in passes:
+            if c.action_id not in seen:
+                seen[c.action_id] = (c, partition)
+                break
+        else:
+            passes.append({c.action_id: (c, partition)})
+    for cancellations in passes:
+        await _cancel_pass(list(cancellations.values()), deps)
+
+
+async def _cancel_pass(batch: list[tuple[i.ActionAnnulee, int]], deps: Deps) -> None:
     now = deps.clock.now()
-    doc = await deps.store.action(c.action_id)
-    if doc is None:
-        # Cancelled before it was planned (or the plan was lost): a tombstone, never fires.
-        await deps.store.insert_action({"_id": c.action_id, "pseudonyme": c.pseudonyme,
-                                        "partition": partition, "statut": ANNULEE,
-                                        "minuterie": None, "minuterie_initiale": None,
-                                        "historique": [{"le": now, "quoi": "annulee",
-                                                        "raison": c.raison}]})
-        deps.metrics.cancelled.labels("avant-planification").inc()
-        return
-    if doc["statut"] != PLANIFIEE or await deps.store.attempt(c.action_id) is not None:
-        await deps.store.update_action(c.action_id, {}, {"le": now, "quoi": "annulation-tardive",
-                                                         "raison": c.raison})
-        deps.metrics.cancelled.labels("trop-tard").inc()
-        return
-    await deps.store.update_action(c.action_id, {"statut": ANNULEE},
-                                   {"le": now, "quoi": "annulee", "raison": c.raison})
-    if doc.get("minuterie"):
-        await deps.store.delete_timer(doc["minuterie"])
-    deps.metrics.cancelled.labels("oui").inc()
+    docs = await asyncio.gather(*(deps.store.action(c.action_id) for c, _ in batch))
+    planned = [c.action_id for (c, _), doc in zip(batch, docs, strict=True)
+               if doc is not None and doc["statut"] == PLANIFIEE]
+    started = {aid for aid, attempt in zip(planned, await asyncio.gather(
+        *(deps.store.attempt(aid) for aid in planned)), strict=True) if attempt is not None}
+    tombstones: list[dict[str, Any]] = []
+    late: list[tuple[str, dict[str, Any], dict[str, Any] | None]] = []
+    cancelled: list[tuple[str, dict[str, Any], dict[str, Any] | None]] = []
+    timers: list[str] = []
+    for (c, partition), doc in zip(batch, docs, strict=True):
+        if doc is None:
+            # Cancelled before it was planned (or the plan was lost): a tombstone, never fires.
+            tombstones.append({"_id": c.action_id, "pseudonyme": c.pseudonyme,
+                               "partition": partition, "statut": ANNULEE, "minuterie": None,
+                               "minuterie_initiale": None,
+                               "historique": [{"le": now, "quoi": "annulee", "raison": c.raison}]})
+        elif doc["statut"] != PLANIFIEE or c.action_id in started:
+            late.append((c.action_id, {}, {"le": now, "quoi": "annulation-tardive",
+                                           "raison": c.raison}))
+        else:
+            cancelled.append((c.action_id, {"statut": ANNULEE},
+                              {"le": now, "quoi": "annulee", "raison": c.raison}))
+            if doc.get("minuterie"):
+                timers.append(doc["minuterie"])
+    await deps.store.insert_actions(tombstones)
+    await deps.store.update_actions(late + cancelled)
+    await deps.store.delete_timers(timers)
+    for effective, n in (("avant-planification", len(tombstones)), ("trop-tard", len(late)),
+                         ("oui", len(cancelled))):
+        if n:
+            deps.metrics.cancelled.labels(effective).inc(n)
 
 
 async def keep_coordonnees_many(batch: list[i.Coordonnees], deps: Deps) -> None:

@@ -68,10 +68,6 @@ class NotificationStore:
         return earliest
 
     # ---- actions and timers
-    async def insert_action(self, doc: dict[str, Any]) -> dict[str, Any]:
-        """Insert the action if new; return what is stored (the first one wins)."""
-        return (await self.insert_actions([doc]))[0]
-
     async def insert_actions(self, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Insert the actions that are new, in one insert; return what is stored for each of
         ``docs``, in order (the first one wins). The actions already there (a redelivery) are
@@ -91,17 +87,10 @@ class NotificationStore:
     async def action(self, action_id: str) -> dict[str, Any] | None:
         return await self.actions.find_one({"_id": action_id})
 
-    async def update_action(self, action_id: str, set_: dict[str, Any],
-                            history: dict[str, Any] | None = None) -> None:
-        update: dict[str, Any] = {"$set": set_}
-        if history is not None:
-            update["$push"] = {"historique": history}
-        await self.actions.update_one({"_id": action_id}, update)
-
     async def update_actions(self, updates: list[tuple[str, dict[str, Any],
                                                       dict[str, Any] | None]]) -> None:
-        """:meth:`update_action` for many actions: ``(action_id, set, history)``, in commands
-        of a few statements (shared.mongo.bulk_write_chunked)."""
+        """Update actions: ``(action_id, fields set, an entry pushed on their history or
+        None)``, in commands of a few statements (shared.mongo.bulk_write_chunked)."""
         ops = []
         for action_id, set_, history in updates:
             update: dict[str, Any] = {"$set": set_}
@@ -109,12 +98,6 @@ class NotificationStore:
                 update["$push"] = {"historique": history}
             ops.append(UpdateOne({"_id": action_id}, update))
         await bulk_write_chunked(self.actions, ops, ordered=False)
-
-    async def add_timer(self, doc: dict[str, Any]) -> None:
-        await self.add_timers([doc])
-
-    async def delete_timer(self, timer_id: str) -> None:
-        await self.minuteries.delete_one({"_id": timer_id})
 
     async def delete_timers(self, timer_ids: list[str]) -> None:
         """Delete timers by ``_id``, in one command (a delete by ``_id`` each: an ``$in`` is a

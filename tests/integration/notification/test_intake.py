@@ -102,3 +102,40 @@ async def test_contact_data_before_a_tombstone_is_forgotten_and_the_latest_is_ke
     assert [d.value for d in dead] == [b"{not json"]
     assert after_older["data"]["telephone"] == "07 00 00 00 01"
     assert after_newest["data"]["telephone"] == "07 00 00 00 03"
+
+
+async def test_cancellations_of_a_batch_are_applied_together_in_their_order(
+    topics: str, make_settings: Any, mongo: Any, tmp_path: Any
+) -> None:
+    """Plans, then cancellations (one of an action never planned, one repeated), then a plan
+    after them, and a cancellation that arrives before its plan: each in its place."""
+    settings = make_settings("notification", data_dir=tmp_path)
+    p, q = pseudo(), pseudo()
+    a1, a2, b1 = (action(p, NOW + timedelta(days=30)), action(p, NOW + timedelta(days=31)),
+                  action(q, NOW + timedelta(days=30)))
+    never, early, after = (action(q, NOW + timedelta(days=40)), action(q, NOW + timedelta(days=41)),
+                           action(p, NOW + timedelta(days=42)))
+    await send_actions(settings, planned_event(a1, NOW), planned_event(a2, NOW),
+                       planned_event(b1, NOW), cancelled_event(a1, NOW),
+                       cancelled_event(b1, NOW), cancelled_event(never, NOW),
+                       cancelled_event(a1, NOW),  # redelivered: late, after the first
+                       cancelled_event(early, NOW), planned_event(early, NOW),
+                       planned_event(after, NOW))
+    db = mongo[settings.database_name]
+    async with running(create_app(settings, clock=ManualClock(NOW))):
+
+        async def stored() -> Any:
+            docs = {d["_id"]: d async for d in db["actions"].find({})}
+            return docs if len(docs) == 6 else None
+
+        docs = await eventually(stored, timeout=60)
+        timers = sorted([t["action_id"] async for t in db["minuteries"].find({})])
+    statut = {aid: d["statut"] for aid, d in docs.items()}
+    assert statut == {a1.action_id: "annulee", a2.action_id: "planifiee",
+                      b1.action_id: "annulee", never.action_id: "annulee",
+                      early.action_id: "annulee", after.action_id: "planifiee"}
+    assert [h["quoi"] for h in docs[a1.action_id]["historique"]] == [
+        "planifiee", "annulee", "annulation-tardive"]
+    assert [h["quoi"] for h in docs[early.action_id]["historique"]] == ["annulee"], \
+        "cancelled before its plan: the plan changes nothing"
+    assert timers == sorted([a2.action_id, after.action_id]), "only the planned ones' timers"

@@ -294,3 +294,53 @@ async def test_a_batch_takes_each_step_in_one_call_and_records_each_email_as_it_
     assert second == [("update_actions", 1), ("delete_timers", 1)], "the second round"
     published = deps.publisher.published  # type: ignore[attr-defined]
     assert [len(p) for p in published] == [6, 1], "a round's outcomes in one publication"
+
+
+class CancelStore(RacingStore):
+    """Actions by id, for cancellations."""
+
+    def __init__(self, docs: dict[str, dict[str, Any]]) -> None:
+        super().__init__(next(iter(docs.values())), None)  # type: ignore[arg-type]
+        self.docs = docs
+        self.tombstones: list[str] = []
+
+    async def action(self, action_id: str) -> dict[str, Any] | None:
+        return self.docs.get(action_id)
+
+    async def attempt(self, action_id: str) -> dict[str, Any] | None:
+        return self.envois.get(action_id)
+
+    async def insert_actions(self, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        self._call("insert_actions", docs)
+        self.tombstones += [d["_id"] for d in docs]
+        return docs
+
+    async def update_actions(self, updates: list[tuple[str, dict[str, Any], Any]]) -> None:
+        self._call("update_actions", updates)
+        for action_id, set_, history in updates:
+            self.docs[action_id].update(set_)
+            self.docs[action_id].setdefault("historique", []).append(history)
+
+
+async def test_a_batch_of_cancellations_takes_each_step_in_one_call(tmp_path: Path) -> None:
+    docs = {}
+    for k in range(6):
+        doc, _ = _due(f"p{k}", "courrier", ["courrier"], "seniors-m9-complementaire")
+        docs[doc["_id"]] = doc
+    ids = list(docs)
+    store = CancelStore(docs)
+    store.envois[ids[5]] = {"_id": ids[5], "etat": service.EN_COURS}  # already being made
+    deps = _deps(store, CountingEmail(), tmp_path)  # type: ignore[arg-type]
+
+    def cancel(aid: str) -> tuple[i.ActionAnnulee, int]:
+        return i.ActionAnnulee(action_id=aid, pseudonyme="p", dossier_id="d",
+                               raison="objectif-atteint"), 0
+
+    await service.cancel_actions([cancel(a) for a in ids] + [cancel("jamais-planifiee"),
+                                                             cancel(ids[0])], deps)
+
+    assert [docs[a]["statut"] for a in ids] == [service.ANNULEE] * 5 + [service.PLANIFIEE]
+    assert [h["quoi"] for h in docs[ids[0]]["historique"]] == ["annulee", "annulation-tardive"]
+    assert store.tombstones == ["jamais-planifiee"]
+    assert store.calls == [("insert_actions", 1), ("update_actions", 6), ("delete_timers", 5),
+                           ("update_actions", 1)], "each step once, the repeated one after"
