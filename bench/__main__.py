@@ -6,6 +6,7 @@
     python -m bench scale [N] [--max K]  # end to end with 1..K instances per service
     python -m bench reporting [PERSONS ...] [--write]  # one read of the indicators vs the store
     python -m bench print-batch [LETTERS ...] [--write]  # one rewrite of a day's print batch
+    python -m bench cancellations [N] [--write]  # a batch's cancellations, together or one by one
 """
 
 import asyncio
@@ -17,7 +18,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from bench import e2e, print_batch, reporting_read, signalement_intake
+from bench import cancellations, e2e, print_batch, reporting_read, signalement_intake
 
 
 def scale(argv: list[str]) -> int:
@@ -69,7 +70,7 @@ def main(argv: list[str]) -> int:
         return _main(argv)
 
 
-_COMMANDS = ("intake", "e2e", "scale", "reporting", "print-batch")
+_COMMANDS = ("intake", "e2e", "scale", "reporting", "print-batch", "cancellations")
 
 
 def _main(argv: list[str]) -> int:
@@ -83,6 +84,8 @@ def _main(argv: list[str]) -> int:
         return reporting_read.main(argv[1:])
     if argv and argv[0] == "print-batch":
         return print_batch.main(argv[1:])
+    if argv and argv[0] == "cancellations":
+        return cancellations.main(argv[1:])
     signalement_intake.main(["20000", "--write"])
     return e2e.main(["20000", "--profile", "60", "--write"])
 
