@@ -20,11 +20,10 @@ from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
-import psutil
 from prometheus_client import CollectorRegistry
 from pymongo import AsyncMongoClient
 
-from bench.e2e import machine, mongo_uri, write_section
+from bench.e2e import infra_cpu, machine, mongo_uri, write_section
 from services.notification import service
 from services.notification.store import NotificationStore
 from shared.clock import ManualClock
@@ -45,16 +44,8 @@ def planned(k: int) -> i.ActionPlanifiee:
 
 
 def database_cpu() -> float:
-    total = 0.0
-    for proc in psutil.process_iter(["name"]):
-        name = (proc.info["name"] or "").lower()
-        if "ferretdb" in name or "postgres" in name:
-            try:
-                t = proc.cpu_times()
-                total += t.user + t.system
-            except psutil.Error:
-                pass
-    return total
+    """FerretDB's and PostgreSQL's CPU so far (bench.e2e.infra_cpu, the broker left out)."""
+    return sum(cpu for kind, cpu in infra_cpu().items() if kind != "Kafka broker")
 
 
 async def run(n: int, together: bool) -> dict[str, Any]:

@@ -45,6 +45,7 @@ from services.notification.service import (
     TERMINEE,
     Deps,
     result_event,
+    rounds,
 )
 from services.notification.templates import letter_values
 from shared import topics
@@ -111,17 +112,9 @@ async def fire_many(timers: list[dict[str, Any]], deps: Deps) -> list[str]:
 def _rounds(firings: list[Firing]) -> list[list[Firing]]:
     """Round k holds each person's k-th timer; a timer written before timers named their
     person is a round of its own, after them."""
-    queues: dict[str, list[Firing]] = {}
-    for f in firings:
-        if f.timer.get("pseudonyme"):
-            queues.setdefault(str(f.timer["pseudonyme"]), []).append(f)
-    rounds: list[list[Firing]] = []
-    for queue in queues.values():
-        for k, f in enumerate(queue):
-            if k == len(rounds):
-                rounds.append([])
-            rounds[k].append(f)
-    return rounds + [[f] for f in firings if not f.timer.get("pseudonyme")]
+    return rounds([f for f in firings if f.timer.get("pseudonyme")],
+                  key=lambda f: str(f.timer["pseudonyme"])) + [
+        [f] for f in firings if not f.timer.get("pseudonyme")]
 
 
 def _going(firings: list[Firing]) -> list[Firing]:
@@ -244,8 +237,7 @@ async def _perform(fs: list[Firing], deps: Deps, now: datetime) -> None:
               if isinstance(e, BaseException)]
     if errors:
         raise errors[0]
-    await deps.store.save_letters(out.letters)
-    await deps.store.insert_tasks(out.tasks)
+    await asyncio.gather(deps.store.save_letters(out.letters), deps.store.insert_tasks(out.tasks))
     for day in {d["jour"] for d in out.letters}:
         deps.manifests.touch(day)
     # The effects recorded and the contacts counted, at once (each idempotent, in either

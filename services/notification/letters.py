@@ -27,7 +27,6 @@ import shutil
 import signal
 import threading
 import time
-from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -286,19 +285,6 @@ class ManifestWriter:
         self._rows.close()
         for path in (self._entries, self._csv_path, self._temp("manifest.json")):
             path.unlink(missing_ok=True)
-
-
-def write_manifest(root: Path, day: str, letters: Iterable[dict[str, Any]]) -> Path:
-    """The print batch of ``day`` from its letters' records, in ``_id`` order: every letter
-    once, JSON and CSV."""
-    writer = ManifestWriter(root, day)
-    try:
-        for d in letters:
-            writer.add(d)
-    except BaseException:
-        writer.abort()
-        raise
-    return writer.close()
 
 
 def _atomic_write(path: Path, data: bytes) -> None:

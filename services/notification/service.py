@@ -8,11 +8,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
@@ -34,6 +34,7 @@ from shared.retention import stop_task
 from shared.settings import Settings
 
 SOURCE = "urn:fr:assurance-maladie:parcours:notification"
+T = TypeVar("T")
 log = get_logger("notification")
 
 PLANIFIEE, ANNULEE, TERMINEE = "planifiee", "annulee", "terminee"
@@ -131,16 +132,23 @@ async def cancel_actions(batch: list[tuple[i.ActionAnnulee, int]], deps: Deps) -
     tombstones, the late ones, the cancelled ones and their timers (a death, or a monthly
     batch's goals reached, cancels thousands of actions). An action cancelled twice in the
     batch (a redelivery) is taken again in a second pass, after the first."""
-    passes: list[dict[str, tuple[i.ActionAnnulee, int]]] = []
-    for c, partition in batch:
-        for seen in passes:
-            if c.action_id not in seen:
-                seen[c.action_id] = (c, partition)
-                break
-        else:
-            passes.append({c.action_id: (c, partition)})
-    for cancellations in passes:
-        await _cancel_pass(list(cancellations.values()), deps)
+    for pass_ in rounds(batch, key=lambda c: c[0].action_id):
+        await _cancel_pass(pass_, deps)
+
+
+def rounds(items: Iterable[T], key: Callable[[T], str]) -> list[list[T]]:
+    """Round k holds the k-th item of each key, in the items' order: a batch's work taken in
+    passes where a key appears once (one person's due actions, one action's cancellations),
+    each pass after the one before."""
+    out: list[list[T]] = []
+    seen: dict[str, int] = {}
+    for item in items:
+        k = seen.get(key(item), 0)
+        seen[key(item)] = k + 1
+        if k == len(out):
+            out.append([])
+        out[k].append(item)
+    return out
 
 
 async def _cancel_pass(batch: list[tuple[i.ActionAnnulee, int]], deps: Deps) -> None:
@@ -196,7 +204,7 @@ async def rebuild_batch(day: str, deps: Deps) -> Path:
     letters)."""
     written = await write_batch(day, deps)
     if written is None:
-        written = await asyncio.to_thread(letters.write_manifest, deps.letters_dir, day, [])
+        written = await asyncio.to_thread(letters.ManifestWriter(deps.letters_dir, day).close)
     return written
 
 

@@ -344,3 +344,34 @@ async def test_a_batch_of_cancellations_takes_each_step_in_one_call(tmp_path: Pa
     assert store.tombstones == ["jamais-planifiee"]
     assert store.calls == [("insert_actions", 1), ("update_actions", 6), ("delete_timers", 5),
                            ("update_actions", 1)], "each step once, the repeated one after"
+
+
+class SlowEmail(CountingEmail):
+    """Notes how many e-mails are being sent at once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.now = self.most = 0
+
+    async def send(self, email: Email) -> str:
+        self.now += 1
+        self.most = max(self.most, self.now)
+        try:
+            return await super().send(email)
+        finally:
+            self.now -= 1
+
+
+async def test_a_batchs_emails_go_out_at_most_email_slots_at_a_time(tmp_path: Path) -> None:
+    persons = [f"p-{k}-" + uuid.uuid4().hex for k in range(6)]
+    coords = [i.Coordonnees(pseudonyme=p, nom="Lefèvre", prenom="Josiane",
+                            email=f"{k}@example.org", maj_le=NOW) for k, p in enumerate(persons)]
+    due = [_due(p, "courrier", ["email"], "seniors-m9-complementaire") for p in persons]
+    store, email = PersonsStore([d for d, _ in due], coords), SlowEmail()
+    deps = _deps(store, email, tmp_path)  # type: ignore[arg-type]
+    deps.email_slots = asyncio.Semaphore(2)
+
+    assert await firing.fire_many([t for _, t in due], deps) == ["fait"] * 6
+
+    assert email.most == 2, "sent and not yet recorded: two at most, not the whole batch"
+    assert store.calls.count(("update_attempts", 1)) == 6

@@ -102,9 +102,10 @@ async def test_a_days_letters_go_to_the_print_batch_as_they_are_read(tmp_path: P
 async def test_a_read_that_fails_leaves_the_former_print_batch_and_no_temporary_file(
         tmp_path: Path) -> None:
     day = "2026-03-02"
-    before = letters.write_manifest(tmp_path, day, [
-        {"_id": "a1", "fichiers": ["a1.pdf", "a1-falc.pdf"], "sha256": ["0", "1"],
-         "pages": [1, 1], "parcours": "p", "modele": "m"}]).read_bytes()
+    writer = letters.ManifestWriter(tmp_path, day)
+    writer.add({"_id": "a1", "fichiers": ["a1.pdf", "a1-falc.pdf"], "sha256": ["0", "1"],
+                "pages": [1, 1], "parcours": "p", "modele": "m"})
+    before = writer.close().read_bytes()
 
     class Broken(StreamedDay):
         async def letters_of_day(self, day: str) -> AsyncIterator[dict[str, Any]]:

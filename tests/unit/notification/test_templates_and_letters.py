@@ -77,7 +77,9 @@ def test_the_manifest_lists_each_letter_once_without_personal_data(tmp_path) -> 
     stored = letters.write_letter(tmp_path, _letter(Templates.load()))
     doc = {"_id": "a1", "fichiers": list(stored.files), "sha256": list(stored.sha256),
            "pages": list(stored.pages), "parcours": "p", "modele": "m"}
-    path = letters.write_manifest(tmp_path, stored.day, [doc, doc][:1])
+    writer = letters.ManifestWriter(tmp_path, stored.day)
+    writer.add(doc)
+    path = writer.close()
     manifest = json.loads(path.read_text())
     assert manifest["courriers"] == 1
     assert manifest["lettres"][0]["fichiers"] == ["a1.pdf", "a1-falc.pdf"]
